@@ -1,0 +1,245 @@
+//! Binary cross-entropy from logits (`F.binary_cross_entropy_with_logits`).
+
+use crate::batch::Batch;
+use crate::domain::{check_in_range, check_not_nan, check_weights};
+use crate::error::Result;
+use crate::real::{Float, Real};
+use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
+
+/// `softplus(x) = ln(1 + e^x) = max(x, 0) + ln(1 + e^{−|x|})`: exact at
+/// `x = ±∞` (`+∞`, `0`) and never overflows. Generic.
+pub fn softplus<T: Real>(x: T) -> T {
+    if x.re() > 0.0 { x.clone() + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
+}
+
+/// `σ(x) = 1/(1 + e^{−x})`, evaluated without overflow on both sides. Generic.
+pub fn sigmoid<T: Real>(x: T) -> T {
+    if x.re() >= 0.0 {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e.clone() / (T::one() + e)
+    }
+}
+
+/// `ln σ(x) = −softplus(−x)`. Generic.
+pub fn log_sigmoid<T: Real>(x: T) -> T {
+    -softplus(-x)
+}
+
+/// Binary cross-entropy with logits over a row-major `[n, c]` batch (one
+/// independent binary problem per element; multi-label classification).
+///
+/// # Formula
+/// `ℓ = w_c·[ r_c·y·softplus(−x) + (1 − y)·softplus(x) ]`, which equals
+/// `−w_c·[ r_c·y·ln σ(x) + (1−y)·ln(1−σ(x)) ]` with `r` the `pos_weight`.
+///
+/// # Conventions
+/// - `weight` and `pos_weight` are per column (length `c`, broadcast over rows),
+///   PyTorch's most common broadcast.
+/// - Labels `y ∈ [0, 1]` (soft labels allowed). A term whose coefficient is 0
+///   contributes 0 even when its softplus is `+∞`, so `x = +∞, y = 1` gives 0.
+/// - Logits may be `±∞` (the limits are well defined); NaN is an error.
+/// - `Mean` divides by `n·c` (PyTorch).
+///
+/// # Gradient
+/// `∂ℓ/∂x = w_c·[ (1 − y)·σ(x) − r_c·y·σ(−x) ]` (`σ(x) − y` without weights),
+/// with `σ(−x)` evaluated directly (no `1 − σ(x)` cancellation).
+///
+/// # Errors
+/// Shape mismatches, NaN logits, labels outside `[0, 1]`, negative or
+/// non-finite weights, `Mean` of an empty batch.
+///
+/// # Example
+/// ```
+/// use entropic::{Batch, BinaryCrossEntropyWithLogits, Reduction};
+/// let bce = BinaryCrossEntropyWithLogits::new().with_reduction(Reduction::None);
+/// let x = [1e9_f64, -1e9, f64::NEG_INFINITY];
+/// let y = [0.0, 0.0, 0.9];
+/// let (out, grad) = bce.loss_and_grad(Batch::new(&x, 1, 3)?, Batch::new(&y, 1, 3)?)?;
+/// assert_eq!(out.unreduced, vec![1e9, 0.0, f64::INFINITY]);
+/// assert_eq!(grad, vec![1.0, 0.0, -0.9]);
+/// # Ok::<(), entropic::Error>(())
+/// ```
+///
+/// # References
+/// PyTorch `torch.nn.functional.binary_cross_entropy_with_logits`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryCrossEntropyWithLogits {
+    weight: Option<Vec<f64>>,
+    pos_weight: Option<Vec<f64>>,
+    reduction: Reduction,
+}
+
+impl Default for BinaryCrossEntropyWithLogits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BinaryCrossEntropyWithLogits {
+    /// PyTorch's defaults: no weights, `Reduction::Mean`.
+    pub fn new() -> Self {
+        Self { weight: None, pos_weight: None, reduction: Reduction::Mean }
+    }
+
+    /// Per-column weights `w_c` (finite, `≥ 0`).
+    ///
+    /// # Errors
+    /// Names the first bad weight.
+    pub fn with_weight(mut self, weight: Vec<f64>) -> Result<Self> {
+        check_in_range("weight", &weight, 0, 0.0, f64::MAX, "finite and >= 0")?;
+        self.weight = Some(weight);
+        Ok(self)
+    }
+
+    /// Per-column positive-class weights `r_c` (finite, `≥ 0`).
+    ///
+    /// # Errors
+    /// Names the first bad weight.
+    pub fn with_pos_weight(mut self, pos_weight: Vec<f64>) -> Result<Self> {
+        check_in_range("pos_weight", &pos_weight, 0, 0.0, f64::MAX, "finite and >= 0")?;
+        self.pos_weight = Some(pos_weight);
+        Ok(self)
+    }
+
+    /// The reduction.
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    fn prepare<T: Real, P: Real>(&self, x: &Batch<'_, T>, y: &Batch<'_, P>) -> Result<f64> {
+        let c = x.c();
+        x.same_shape(y, "labels")?;
+        if let Some(w) = &self.weight {
+            check_weights("weight", w, c)?;
+        }
+        if let Some(w) = &self.pos_weight {
+            check_weights("pos_weight", w, c)?;
+        }
+        check_not_nan("logits", x.as_slice(), c)?;
+        check_in_range("labels", y.as_slice(), c, 0.0, 1.0, "a label in [0, 1]")?;
+        self.reduction.scale(x.as_slice().len() as f64, x.n())
+    }
+
+    fn weights(&self, j: usize) -> (f64, f64) {
+        (
+            self.weight.as_ref().map_or(1.0, |w| w[j]),
+            self.pos_weight.as_ref().map_or(1.0, |w| w[j]),
+        )
+    }
+
+    /// The generic definition (reference), per element
+    /// `w·[r·y·softplus(−x) + (1−y)·softplus(x)]`.
+    ///
+    /// # Errors
+    /// As [`Self::loss`].
+    ///
+    /// # Example
+    /// ```
+    /// use entropic::{Batch, BinaryCrossEntropyWithLogits};
+    /// let out = BinaryCrossEntropyWithLogits::new()
+    ///     .definition(Batch::new(&[0.0_f64], 1, 1)?, Batch::new(&[1.0_f64], 1, 1)?)?;
+    /// assert_eq!(out.reduced, Some(2f64.ln()));
+    /// # Ok::<(), entropic::Error>(())
+    /// ```
+    pub fn definition<D: Real, P: Real>(&self, logits: Batch<'_, D>, labels: Batch<'_, P>) -> Result<LossOutput<D>> {
+        let scale = self.prepare(&logits, &labels)?;
+        let c = logits.c();
+        let unreduced: Vec<D> = logits
+            .as_slice()
+            .iter()
+            .zip(labels.as_slice())
+            .enumerate()
+            .map(|(i, (x, y))| {
+                let (w, r) = self.weights(i % c);
+                let y = y.re();
+                let mut l = D::zero();
+                if r * y != 0.0 {
+                    l += softplus(-x.clone()).scale_f64(r * y);
+                }
+                if 1.0 - y != 0.0 {
+                    l += softplus(x.clone()).scale_f64(1.0 - y);
+                }
+                l.scale_f64(w)
+            })
+            .collect();
+        let reduced = reduce_generic(&unreduced, self.reduction, scale);
+        Ok(LossOutput { unreduced, reduced })
+    }
+
+    /// The loss value (fast path).
+    ///
+    /// # Errors
+    /// - [`crate::Error::ShapeMismatch`]: labels or weights of the wrong shape;
+    /// - [`crate::Error::NonFinite`]: NaN logits, non-finite labels;
+    /// - [`crate::Error::OutOfDomain`]: labels outside `[0, 1]`;
+    /// - [`crate::Error::Empty`]: `Mean` of an empty batch.
+    pub fn loss<T: Float, P: Real>(&self, logits: Batch<'_, T>, labels: Batch<'_, P>) -> Result<LossOutput<T>> {
+        self.kernel(logits, labels, None)
+    }
+
+    /// The loss and its gradient with respect to the logits.
+    ///
+    /// # Errors
+    /// As [`Self::loss`].
+    pub fn loss_and_grad<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        labels: Batch<'_, P>,
+    ) -> Result<(LossOutput<T>, Vec<T>)> {
+        let mut grad = vec![T::zero(); logits.as_slice().len()];
+        let out = self.kernel(logits, labels, Some(&mut grad))?;
+        Ok((out, grad))
+    }
+
+    /// As [`Self::loss_and_grad`], writing the gradient into `grad`.
+    ///
+    /// # Errors
+    /// As [`Self::loss`], and a shape mismatch for `grad`.
+    pub fn loss_and_grad_into<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        labels: Batch<'_, P>,
+        grad: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        if grad.len() != logits.as_slice().len() {
+            return Err(crate::Error::ShapeMismatch {
+                what: "gradient buffer",
+                expected: logits.as_slice().len(),
+                actual: grad.len(),
+            });
+        }
+        self.kernel(logits, labels, Some(grad))
+    }
+
+    fn kernel<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        labels: Batch<'_, P>,
+        mut grad: Option<&mut [T]>,
+    ) -> Result<LossOutput<T>> {
+        let scale = self.prepare(&logits, &labels)?;
+        let c = logits.c();
+        let mut unreduced = Vec::with_capacity(logits.as_slice().len());
+        for (i, (x, y)) in logits.as_slice().iter().zip(labels.as_slice()).enumerate() {
+            let (w, r) = self.weights(i % c);
+            let (x, y) = (x.to_f64(), y.re());
+            let mut l = 0.0;
+            if r * y != 0.0 {
+                l += r * y * softplus(-x);
+            }
+            if 1.0 - y != 0.0 {
+                l += (1.0 - y) * softplus(x);
+            }
+            unreduced.push(w * l);
+            if let Some(g) = grad.as_deref_mut() {
+                let d = (1.0 - y) * sigmoid(x) - r * y * sigmoid(-x);
+                g[i] = T::round_from(scale * w * d);
+            }
+        }
+        let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
+        Ok(LossOutput { unreduced: unreduced.into_iter().map(T::round_from).collect(), reduced })
+    }
+}

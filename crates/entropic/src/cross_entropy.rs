@@ -1,0 +1,331 @@
+//! Softmax cross-entropy from logits, with PyTorch `F.cross_entropy` options.
+
+use crate::batch::Batch;
+use crate::domain::{check_in_range, check_parameter, check_weights};
+use crate::error::{Error, Result};
+use crate::real::{Float, Real};
+use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
+use crate::softmax::{check_batch, row_stats_f64, shifted_log_sum};
+
+/// The targets of a softmax cross-entropy (or focal) loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Targets<'a, P> {
+    /// One class index per row (`0 ≤ y < c`, or the loss's `ignore_index`).
+    Classes(&'a [usize]),
+    /// A row of non-negative class probabilities (soft labels) per row, same
+    /// shape as the logits. Rows need not be normalized; the gradient is then
+    /// `a·Σy − y` rather than `a − y`.
+    Probabilities(Batch<'a, P>),
+}
+
+/// Softmax cross-entropy over a row-major batch of logits `[n, c]`, the
+/// semantics of PyTorch's `F.cross_entropy`.
+///
+/// # Formula
+/// With `ln a = log_softmax(z)`, smoothing `ε`, class weights `w` (default 1):
+/// - class index `y`: `ℓ = −(1−ε)·w_y·ln a_y − (ε/C)·Σ_c w_c ln a_c`;
+/// - probabilities `p`: `ℓ = −Σ_c w_c·q_c·ln a_c` with `q = (1−ε)p + ε/C`.
+///
+/// # Conventions
+/// - Label smoothing is PyTorch's `ε/C` (every class, the true one included,
+///   receives `ε/C`). The bi-tempered loss uses `ε/(C−1)` instead.
+/// - `Mean` divides by `Σ_n w_{y_n}` over non-ignored rows for class targets,
+///   and by `n` for probability targets (as PyTorch does).
+/// - Ignored rows contribute 0 to the loss and a zero gradient, whatever
+///   their logits (−∞ included).
+/// - A term with coefficient `w_c q_c = 0` contributes 0 even when `ln a_c = −∞`
+///   (the `0·ln 0 = 0` convention); a positive coefficient on a masked (−∞)
+///   class gives `+∞`, the exact value.
+///
+/// # Gradient
+/// `∂ℓ/∂z_c = a_c·Σ_j w_j q_j − w_c q_c` (`a − y` for one-hot targets,
+/// unit weights and no smoothing), scaled by the reduction.
+///
+/// # Errors
+/// See [`SoftmaxCrossEntropy::loss`].
+///
+/// # Example
+/// ```
+/// use entropic::{Batch, SoftmaxCrossEntropy, Targets};
+/// let logits = [1.0, 2.0, 3.0];
+/// let ce = SoftmaxCrossEntropy::new().with_label_smoothing(0.1)?;
+/// let (out, grad) = ce.loss_and_grad(Batch::new(&logits, 1, 3)?, Targets::Classes(&[2]))?;
+/// assert!((out.reduced.unwrap() - 0.4742579).abs() < 1e-7);
+/// assert!(grad.iter().sum::<f64>().abs() < 1e-15); // Σ_c ∂ℓ/∂z_c = 0
+/// # Ok::<(), entropic::Error>(())
+/// ```
+///
+/// # References
+/// PyTorch `torch.nn.functional.cross_entropy`; Szegedy et al. 2016,
+/// "Rethinking the Inception Architecture", §7 (label smoothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftmaxCrossEntropy {
+    weight: Option<Vec<f64>>,
+    ignore_index: Option<usize>,
+    label_smoothing: f64,
+    reduction: Reduction,
+}
+
+impl Default for SoftmaxCrossEntropy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SoftmaxCrossEntropy {
+    /// PyTorch's defaults: no weights, no ignored class, no smoothing,
+    /// `Reduction::Mean`.
+    pub fn new() -> Self {
+        Self { weight: None, ignore_index: None, label_smoothing: 0.0, reduction: Reduction::Mean }
+    }
+
+    /// Per-class weights (length `c`, finite, `≥ 0`; checked against the
+    /// logits' `c` when the loss is evaluated).
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] / [`Error::OutOfDomain`] naming the bad weight.
+    pub fn with_weight(mut self, weight: Vec<f64>) -> Result<Self> {
+        check_in_range("weight", &weight, 0, 0.0, f64::MAX, "finite and >= 0")?;
+        self.weight = Some(weight);
+        Ok(self)
+    }
+
+    /// Rows whose class index equals `ignore_index` are skipped (PyTorch's
+    /// default `-100` has no `usize` spelling: use `None` for "no ignored
+    /// class", or map it at the boundary as the CLI does).
+    pub fn with_ignore_index(mut self, ignore_index: Option<usize>) -> Self {
+        self.ignore_index = ignore_index;
+        self
+    }
+
+    /// Label smoothing `ε ∈ [0, 1]` (PyTorch convention `ε/C`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] outside `[0, 1]` or NaN.
+    pub fn with_label_smoothing(mut self, epsilon: f64) -> Result<Self> {
+        self.label_smoothing =
+            check_parameter("label_smoothing", epsilon, (0.0..=1.0).contains(&epsilon), "in [0, 1]")?;
+        Ok(self)
+    }
+
+    /// The reduction (`None`, `Sum`, `Mean`; `BatchMean` divides by `n`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// The reduction in use.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// Validates shapes, targets and logits; returns the per-row coefficient
+    /// rule and the reduction scale.
+    fn prepare<T: Real, P: Real>(&self, logits: &Batch<'_, T>, targets: &Targets<'_, P>) -> Result<f64> {
+        let (n, c) = (logits.n(), logits.c());
+        if let Some(w) = &self.weight {
+            check_weights("weight", w, c)?;
+        }
+        let w = |k: usize| self.weight.as_ref().map_or(1.0, |w| w[k]);
+        let mean_den = match targets {
+            Targets::Classes(y) => {
+                if y.len() != n {
+                    return Err(Error::ShapeMismatch { what: "targets", expected: n, actual: y.len() });
+                }
+                let mut den = 0.0;
+                for (row, &k) in y.iter().enumerate() {
+                    if Some(k) == self.ignore_index {
+                        continue;
+                    }
+                    if k >= c {
+                        return Err(Error::ClassOutOfRange { row, class: k, classes: c });
+                    }
+                    den += w(k);
+                }
+                den
+            }
+            Targets::Probabilities(p) => {
+                if self.ignore_index.is_some() {
+                    return Err(Error::IncompatibleOptions(
+                        "ignore_index applies to class-index targets only, not to probability targets",
+                    ));
+                }
+                logits.same_shape(p, "probability targets")?;
+                check_in_range("probability targets", p.as_slice(), c, 0.0, f64::MAX, "finite and >= 0")?;
+                n as f64
+            }
+        };
+        // Ignored rows may hold anything but NaN / +inf; check the others.
+        if c == 0 {
+            return Err(Error::InvalidShape { what: "logits", n, c, requirement: "at least one class" });
+        }
+        match targets {
+            Targets::Classes(y) => {
+                for (i, row) in logits.rows().enumerate() {
+                    crate::softmax::check_row("logits", row, i).or_else(|e| match e {
+                        Error::NoFiniteLogit { .. } if Some(y[i]) == self.ignore_index => Ok(()),
+                        e => Err(e),
+                    })?;
+                }
+            }
+            Targets::Probabilities(_) => check_batch("logits", logits)?,
+        }
+        self.reduction.scale(mean_den, n)
+    }
+
+    /// Coefficients `w_c q_c` of row `i` (written into `q`), returns their sum;
+    /// `None` for an ignored row.
+    fn coefficients<P: Real>(&self, targets: &Targets<'_, P>, i: usize, c: usize, q: &mut [f64]) -> Option<f64> {
+        let eps = self.label_smoothing;
+        let w = |k: usize| self.weight.as_ref().map_or(1.0, |w| w[k]);
+        match targets {
+            Targets::Classes(y) => {
+                let k = y[i];
+                if Some(k) == self.ignore_index {
+                    return None;
+                }
+                for (j, qj) in q.iter_mut().enumerate() {
+                    let onehot = if j == k { 1.0 - eps } else { 0.0 };
+                    *qj = w(j) * (onehot + eps / c as f64);
+                }
+            }
+            Targets::Probabilities(p) => {
+                for (j, (qj, pj)) in q.iter_mut().zip(p.row(i)).enumerate() {
+                    *qj = w(j) * ((1.0 - eps) * pj.re() + eps / c as f64);
+                }
+            }
+        }
+        Some(q.iter().sum())
+    }
+
+    /// The generic definition (the reference): per-row `−Σ_c w_c q_c ln a_c`
+    /// with `ln a` from the generic log-softmax, reduced in a fixed order.
+    /// Runs with `f32`, `f64`, dual numbers or any [`Real`]; the verifier
+    /// differentiates exactly this code.
+    ///
+    /// # Errors
+    /// As [`SoftmaxCrossEntropy::loss`].
+    ///
+    /// # Example
+    /// ```
+    /// use entropic::{Batch, SoftmaxCrossEntropy, Targets};
+    /// use num_dual::{Dual64, DualNum};
+    /// let z = [Dual64::from_re(0.0).derivative(), Dual64::from_re(0.0)];
+    /// let out = SoftmaxCrossEntropy::new()
+    ///     .definition(Batch::new(&z, 1, 2)?, Targets::<f64>::Classes(&[0]))?;
+    /// assert_eq!(out.reduced.unwrap().eps, -0.5); // a_0 − 1
+    /// # Ok::<(), entropic::Error>(())
+    /// ```
+    pub fn definition<D: Real, P: Real>(&self, logits: Batch<'_, D>, targets: Targets<'_, P>) -> Result<LossOutput<D>> {
+        let scale = self.prepare(&logits, &targets)?;
+        let c = logits.c();
+        let mut q = vec![0.0; c];
+        let mut unreduced = Vec::with_capacity(logits.n());
+        for (i, row) in logits.rows().enumerate() {
+            let Some(_) = self.coefficients(&targets, i, c, &mut q) else {
+                unreduced.push(D::zero());
+                continue;
+            };
+            let (m, l) = shifted_log_sum(row);
+            let mut loss = D::zero();
+            for (z, &qj) in row.iter().zip(&q) {
+                if qj != 0.0 {
+                    // −q_j ln a_j = q_j (ln Σ e^{z−m} − (z_j − m))
+                    loss += (l.clone() - (z.clone() - m.clone())).scale_f64(qj);
+                }
+            }
+            unreduced.push(loss);
+        }
+        let reduced = reduce_generic(&unreduced, self.reduction, scale);
+        Ok(LossOutput { unreduced, reduced })
+    }
+
+    /// The loss value (fast path; same result as [`Self::definition`]).
+    ///
+    /// # Errors
+    /// - [`Error::ShapeMismatch`]: targets or weights of the wrong length;
+    /// - [`Error::InvalidShape`]: `c = 0`;
+    /// - [`Error::ClassOutOfRange`]: a class index `≥ c` (not ignored);
+    /// - [`Error::NonFinite`]: NaN or +∞ logits, non-finite probability targets;
+    /// - [`Error::OutOfDomain`]: negative probability targets;
+    /// - [`Error::NoFiniteLogit`]: a non-ignored row of all −∞;
+    /// - [`Error::IncompatibleOptions`]: `ignore_index` with probability targets;
+    /// - [`Error::Empty`] / [`Error::ZeroTotalWeight`]: a `Mean` with nothing to average.
+    pub fn loss<T: Float, P: Real>(&self, logits: Batch<'_, T>, targets: Targets<'_, P>) -> Result<LossOutput<T>> {
+        self.kernel(logits, targets, None)
+    }
+
+    /// The loss and its gradient with respect to the logits (row-major, same
+    /// shape), fused in one pass over each row.
+    ///
+    /// # Errors
+    /// As [`Self::loss`].
+    pub fn loss_and_grad<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        targets: Targets<'_, P>,
+    ) -> Result<(LossOutput<T>, Vec<T>)> {
+        let mut grad = vec![T::zero(); logits.as_slice().len()];
+        let out = self.kernel(logits, targets, Some(&mut grad))?;
+        Ok((out, grad))
+    }
+
+    /// As [`Self::loss_and_grad`], writing the gradient into `grad`.
+    ///
+    /// # Errors
+    /// As [`Self::loss`], and [`Error::ShapeMismatch`] when `grad` has the wrong length.
+    pub fn loss_and_grad_into<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        targets: Targets<'_, P>,
+        grad: &mut [T],
+    ) -> Result<LossOutput<T>> {
+        if grad.len() != logits.as_slice().len() {
+            return Err(Error::ShapeMismatch {
+                what: "gradient buffer",
+                expected: logits.as_slice().len(),
+                actual: grad.len(),
+            });
+        }
+        self.kernel(logits, targets, Some(grad))
+    }
+
+    fn kernel<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        targets: Targets<'_, P>,
+        mut grad: Option<&mut [T]>,
+    ) -> Result<LossOutput<T>> {
+        let scale = self.prepare(&logits, &targets)?;
+        let c = logits.c();
+        let mut q = vec![0.0; c];
+        let mut unreduced = Vec::with_capacity(logits.n());
+        for (i, row) in logits.rows().enumerate() {
+            let g = grad.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
+            let Some(total) = self.coefficients(&targets, i, c, &mut q) else {
+                if let Some(g) = g {
+                    g.fill(T::zero());
+                }
+                unreduced.push(0.0);
+                continue;
+            };
+            let (m, s) = row_stats_f64(row);
+            let l = s.ln();
+            let mut loss = 0.0;
+            for (&z, &qj) in row.iter().zip(&q) {
+                if qj != 0.0 {
+                    loss += qj * (l - (z.to_f64() - m));
+                }
+            }
+            if let Some(g) = g {
+                for ((gj, &z), &qj) in g.iter_mut().zip(row).zip(&q) {
+                    let a = (z.to_f64() - m).exp() / s;
+                    *gj = T::round_from(scale * (a * total - qj));
+                }
+            }
+            unreduced.push(loss);
+        }
+        let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
+        Ok(LossOutput { unreduced: unreduced.into_iter().map(T::round_from).collect(), reduced })
+    }
+}

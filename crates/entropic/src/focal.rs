@@ -1,0 +1,1 @@
+//! Focal loss (Lin et al. 2017). Under construction.

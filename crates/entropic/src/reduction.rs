@@ -1,0 +1,97 @@
+//! Reductions over a batch, with PyTorch's denominators.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// How per-sample (or per-element) losses are combined into one number.
+///
+/// The denominators follow PyTorch: see each loss for what `Mean` divides
+/// by. There is deliberately no "auto" choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// Keep the unreduced losses; the returned gradient is that of their sum
+    /// (PyTorch's `backward` with `grad_output = ones`).
+    None,
+    /// Sum of the unreduced losses.
+    Sum,
+    /// Weighted mean (the loss's own denominator, as in PyTorch).
+    Mean,
+    /// Sum divided by the number of rows `n` (`F.kl_div`'s `batchmean`, the
+    /// true mean KL divergence per sample).
+    BatchMean,
+}
+
+impl Reduction {
+    /// PyTorch's spelling (`"none"`, `"sum"`, `"mean"`, `"batchmean"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reduction::None => "none",
+            Reduction::Sum => "sum",
+            Reduction::Mean => "mean",
+            Reduction::BatchMean => "batchmean",
+        }
+    }
+
+    /// The factor that multiplies the sum: 1 for `None`/`Sum`, `1/mean_den`
+    /// for `Mean`, `1/n` for `BatchMean`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for `Mean`/`BatchMean` of an empty batch,
+    /// [`Error::ZeroTotalWeight`] for a zero (weighted) denominator.
+    pub(crate) fn scale(self, mean_den: f64, n: usize) -> Result<f64> {
+        let den = match self {
+            Reduction::None | Reduction::Sum => return Ok(1.0),
+            Reduction::Mean => mean_den,
+            Reduction::BatchMean => n as f64,
+        };
+        if n == 0 {
+            return Err(Error::Empty { what: "batch" });
+        }
+        if den <= 0.0 || !den.is_finite() {
+            return Err(Error::ZeroTotalWeight { total: den });
+        }
+        Ok(1.0 / den)
+    }
+}
+
+/// The value of a loss over a batch.
+///
+/// # Example
+/// ```
+/// use entropic::{Batch, Reduction, SoftmaxCrossEntropy, Targets};
+/// let logits = [0.0, 0.0, 2.0, 0.0];
+/// let out = SoftmaxCrossEntropy::new()
+///     .with_reduction(Reduction::Sum)
+///     .loss(Batch::new(&logits, 2, 2)?, Targets::Classes(&[0, 0]))?;
+/// assert_eq!(out.unreduced.len(), 2);
+/// assert!((out.reduced.unwrap() - out.unreduced.iter().sum::<f64>()).abs() < 1e-15);
+/// # Ok::<(), entropic::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossOutput<T> {
+    /// One loss per sample (cross-entropy, focal, bi-tempered) or per element
+    /// (binary cross-entropy, `kl_div`), before reduction, unscaled.
+    pub unreduced: Vec<T>,
+    /// The reduced loss; `None` for [`Reduction::None`].
+    pub reduced: Option<T>,
+}
+
+/// Applies `scale` (from [`Reduction::scale`]) to a sequential sum of
+/// `unreduced`, in a fixed order (deterministic).
+pub(crate) fn reduce_generic<D: Real>(unreduced: &[D], reduction: Reduction, scale: f64) -> Option<D> {
+    match reduction {
+        Reduction::None => None,
+        _ => {
+            let sum = unreduced.iter().cloned().fold(D::zero(), |acc, v| acc + v);
+            Some(if scale == 1.0 { sum } else { sum.scale_f64(scale) })
+        }
+    }
+}
+
+/// `f64` accumulation of kernel results, rounded once to `T`.
+pub(crate) fn reduce_f64(unreduced: &[f64], reduction: Reduction, scale: f64) -> Option<f64> {
+    match reduction {
+        Reduction::None => None,
+        _ => Some(unreduced.iter().sum::<f64>() * scale),
+    }
+}
