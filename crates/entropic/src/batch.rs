@@ -110,13 +110,7 @@ impl<'a, T: Scalar> Batch<'a, T> {
     /// # Ok::<(), entropic::Error>(())
     /// ```
     pub fn as_matrix_view(&self) -> DMatrixView<'a, T, Dyn, Dyn> {
-        DMatrixView::from_slice_with_strides_generic(
-            self.data,
-            Dyn(self.n),
-            Dyn(self.c),
-            Dyn(self.c.max(1)),
-            Dyn(1),
-        )
+        DMatrixView::from_slice_with_strides_generic(self.data, Dyn(self.n), Dyn(self.c), Dyn(self.c.max(1)), Dyn(1))
     }
 }
 

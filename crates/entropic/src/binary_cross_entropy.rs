@@ -9,7 +9,11 @@ use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 /// `softplus(x) = ln(1 + e^x) = max(x, 0) + ln(1 + e^{−|x|})`: exact at
 /// `x = ±∞` (`+∞`, `0`) and never overflows. Generic.
 pub fn softplus<T: Real>(x: T) -> T {
-    if x.re() > 0.0 { x.clone() + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
+    if x.re() > 0.0 {
+        x.clone() + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
 }
 
 /// `σ(x) = 1/(1 + e^{−x})`, evaluated without overflow on both sides. Generic.
@@ -80,7 +84,11 @@ impl Default for BinaryCrossEntropyWithLogits {
 impl BinaryCrossEntropyWithLogits {
     /// PyTorch's defaults: no weights, `Reduction::Mean`.
     pub fn new() -> Self {
-        Self { weight: None, pos_weight: None, reduction: Reduction::Mean }
+        Self {
+            weight: None,
+            pos_weight: None,
+            reduction: Reduction::Mean,
+        }
     }
 
     /// Per-column weights `w_c` (finite, `≥ 0`).
@@ -240,6 +248,9 @@ impl BinaryCrossEntropyWithLogits {
             }
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
-        Ok(LossOutput { unreduced: unreduced.into_iter().map(T::round_from).collect(), reduced })
+        Ok(LossOutput {
+            unreduced: unreduced.into_iter().map(T::round_from).collect(),
+            reduced,
+        })
     }
 }

@@ -49,8 +49,9 @@ pub enum Targets<'a, P> {
 /// use entropic::{Batch, SoftmaxCrossEntropy, Targets};
 /// let logits = [1.0, 2.0, 3.0];
 /// let ce = SoftmaxCrossEntropy::new().with_label_smoothing(0.1)?;
-/// let (out, grad) = ce.loss_and_grad(Batch::new(&logits, 1, 3)?, Targets::Classes(&[2]))?;
-/// assert!((out.reduced.unwrap() - 0.4742579).abs() < 1e-7);
+/// let (out, grad) = ce.loss_and_grad(Batch::new(&logits, 1, 3)?, Targets::<f64>::Classes(&[2]))?;
+/// // 0.9·(−ln a_2) + (0.1/3)·Σ_c(−ln a_c)
+/// assert!((out.reduced.unwrap() - 0.50760596).abs() < 1e-8);
 /// assert!(grad.iter().sum::<f64>().abs() < 1e-15); // Σ_c ∂ℓ/∂z_c = 0
 /// # Ok::<(), entropic::Error>(())
 /// ```
@@ -76,7 +77,12 @@ impl SoftmaxCrossEntropy {
     /// PyTorch's defaults: no weights, no ignored class, no smoothing,
     /// `Reduction::Mean`.
     pub fn new() -> Self {
-        Self { weight: None, ignore_index: None, label_smoothing: 0.0, reduction: Reduction::Mean }
+        Self {
+            weight: None,
+            ignore_index: None,
+            label_smoothing: 0.0,
+            reduction: Reduction::Mean,
+        }
     }
 
     /// Per-class weights (length `c`, finite, `≥ 0`; checked against the
@@ -130,7 +136,11 @@ impl SoftmaxCrossEntropy {
         let mean_den = match targets {
             Targets::Classes(y) => {
                 if y.len() != n {
-                    return Err(Error::ShapeMismatch { what: "targets", expected: n, actual: y.len() });
+                    return Err(Error::ShapeMismatch {
+                        what: "targets",
+                        expected: n,
+                        actual: y.len(),
+                    });
                 }
                 let mut den = 0.0;
                 for (row, &k) in y.iter().enumerate() {
@@ -138,7 +148,11 @@ impl SoftmaxCrossEntropy {
                         continue;
                     }
                     if k >= c {
-                        return Err(Error::ClassOutOfRange { row, class: k, classes: c });
+                        return Err(Error::ClassOutOfRange {
+                            row,
+                            class: k,
+                            classes: c,
+                        });
                     }
                     den += w(k);
                 }
@@ -157,7 +171,12 @@ impl SoftmaxCrossEntropy {
         };
         // Ignored rows may hold anything but NaN / +inf; check the others.
         if c == 0 {
-            return Err(Error::InvalidShape { what: "logits", n, c, requirement: "at least one class" });
+            return Err(Error::InvalidShape {
+                what: "logits",
+                n,
+                c,
+                requirement: "at least one class",
+            });
         }
         match targets {
             Targets::Classes(y) => {
@@ -318,14 +337,27 @@ impl SoftmaxCrossEntropy {
                 }
             }
             if let Some(g) = g {
-                for ((gj, &z), &qj) in g.iter_mut().zip(row).zip(&q) {
-                    let a = (z.to_f64() - m).exp() / s;
-                    *gj = T::round_from(scale * (a * total - qj));
+                // g_j = a_j·Σq − q_j. The entry with the largest a_j (the
+                // max-shift index, a_j up to 1) would cancel catastrophically
+                // when a_j·Σq ≈ q_j; since Σ_j g_j = 0 exactly, it is taken as
+                // minus the sum of the others, which carry no such cancellation.
+                let best = row.iter().position(|z| z.to_f64() == m).unwrap_or(0);
+                let mut rest = 0.0;
+                for (j, ((gj, &z), &qj)) in g.iter_mut().zip(row).zip(&q).enumerate() {
+                    if j != best {
+                        let d = (z.to_f64() - m).exp() / s * total - qj;
+                        rest += d;
+                        *gj = T::round_from(scale * d);
+                    }
                 }
+                g[best] = T::round_from(scale * -rest);
             }
             unreduced.push(loss);
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
-        Ok(LossOutput { unreduced: unreduced.into_iter().map(T::round_from).collect(), reduced })
+        Ok(LossOutput {
+            unreduced: unreduced.into_iter().map(T::round_from).collect(),
+            reduced,
+        })
     }
 }

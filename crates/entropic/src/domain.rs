@@ -25,7 +25,11 @@ pub(crate) fn check_logits<T: Real>(what: &'static str, data: &[T], c: usize, al
                 what,
                 at: Position::cell(i, c),
                 value: v,
-                requirement: if allow_neg_inf { "finite or -inf (a masked class)" } else { "finite" },
+                requirement: if allow_neg_inf {
+                    "finite or -inf (a masked class)"
+                } else {
+                    "finite"
+                },
             });
         }
     }
@@ -38,7 +42,12 @@ pub(crate) fn check_not_nan<T: Real>(what: &'static str, data: &[T], c: usize) -
     for (i, x) in data.iter().enumerate() {
         let v = x.re();
         if v.is_nan() {
-            return Err(Error::NonFinite { what, at: Position::cell(i, c), value: v, requirement: "not NaN" });
+            return Err(Error::NonFinite {
+                what,
+                at: Position::cell(i, c),
+                value: v,
+                requirement: "not NaN",
+            });
         }
     }
     Ok(())
@@ -56,10 +65,20 @@ pub(crate) fn check_in_range<T: Real>(
     for (i, x) in data.iter().enumerate() {
         let v = x.re();
         if !v.is_finite() {
-            return Err(Error::NonFinite { what, at: Position::cell(i, c), value: v, requirement });
+            return Err(Error::NonFinite {
+                what,
+                at: Position::cell(i, c),
+                value: v,
+                requirement,
+            });
         }
         if !(lo..=hi).contains(&v) {
-            return Err(Error::OutOfDomain { what, at: Position::cell(i, c), value: v, requirement });
+            return Err(Error::OutOfDomain {
+                what,
+                at: Position::cell(i, c),
+                value: v,
+                requirement,
+            });
         }
     }
     Ok(())
@@ -68,7 +87,11 @@ pub(crate) fn check_in_range<T: Real>(
 /// Per-class weights: finite and `>= 0`, of length `c`.
 pub(crate) fn check_weights(what: &'static str, w: &[f64], c: usize) -> Result<()> {
     if w.len() != c {
-        return Err(Error::ShapeMismatch { what, expected: c, actual: w.len() });
+        return Err(Error::ShapeMismatch {
+            what,
+            expected: c,
+            actual: w.len(),
+        });
     }
     check_in_range(what, w, 0, 0.0, f64::MAX, "finite and >= 0")
 }
@@ -83,7 +106,12 @@ pub(crate) fn check_probability_vector<T: Real>(what: &'static str, p: &[T]) -> 
     let sum: f64 = p.iter().map(Real::re).sum();
     let tolerance = NORMALIZATION_TOLERANCE_EPS_PER_ENTRY * p.len() as f64 * T::epsilon();
     if (sum - 1.0).abs() > tolerance {
-        return Err(Error::NotNormalized { what, at: Position::Index(0), sum, tolerance });
+        return Err(Error::NotNormalized {
+            what,
+            at: Position::Index(0),
+            sum,
+            tolerance,
+        });
     }
     Ok(())
 }
@@ -92,7 +120,11 @@ pub(crate) fn check_probability_vector<T: Real>(what: &'static str, p: &[T]) -> 
 /// `f64::INFINITY` for an open upper end).
 pub(crate) fn check_parameter(name: &'static str, value: f64, ok: bool, requirement: &'static str) -> Result<f64> {
     if value.is_nan() || !ok {
-        return Err(Error::InvalidParameter { name, value, requirement });
+        return Err(Error::InvalidParameter {
+            name,
+            value,
+            requirement,
+        });
     }
     Ok(value)
 }

@@ -21,10 +21,9 @@ pub enum Position {
 impl Position {
     /// The position of flat index `i` in a row-major batch with `c` columns.
     pub fn cell(i: usize, c: usize) -> Self {
-        if c == 0 {
-            Position::Index(i)
-        } else {
-            Position::Cell { row: i / c, col: i % c }
+        match (i.checked_div(c), i.checked_rem(c)) {
+            (Some(row), Some(col)) => Position::Cell { row, col },
+            _ => Position::Index(i),
         }
     }
 }

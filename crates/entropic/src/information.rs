@@ -46,14 +46,22 @@ fn check_pair<T: Real>(p: &[T], q: &[T]) -> Result<()> {
     check_probability_vector("p", p)?;
     check_probability_vector("q", q)?;
     if p.len() != q.len() {
-        return Err(Error::ShapeMismatch { what: "q", expected: p.len(), actual: q.len() });
+        return Err(Error::ShapeMismatch {
+            what: "q",
+            expected: p.len(),
+            actual: q.len(),
+        });
     }
     Ok(())
 }
 
 /// `p·ln(p/q)` with `0·ln(0/q) = 0`.
 fn p_ln_p_over_q<T: Real>(p: &T, q: &T) -> T {
-    if p.re() == 0.0 { T::zero() } else { p.clone() * (p.clone() / q.clone()).ln() }
+    if p.re() == 0.0 {
+        T::zero()
+    } else {
+        p.clone() * (p.clone() / q.clone()).ln()
+    }
 }
 
 /// Information content (surprisal) `I(p) = −ln p` of an event of
@@ -95,7 +103,16 @@ pub fn information<T: Real>(p: T) -> Result<T> {
 /// Shannon 1948, "A Mathematical Theory of Communication", §6.
 pub fn entropy<T: Real>(p: &[T]) -> Result<T> {
     check_probability_vector("p", p)?;
-    Ok(-p.iter().map(|pi| if pi.re() == 0.0 { T::zero() } else { pi.clone() * pi.ln() }).sum::<T>())
+    Ok(-p
+        .iter()
+        .map(|pi| {
+            if pi.re() == 0.0 {
+                T::zero()
+            } else {
+                pi.clone() * pi.ln()
+            }
+        })
+        .sum::<T>())
 }
 
 /// `∂H/∂p_i = −(ln p_i + 1)` (`+∞` at `p_i = 0`, the exact one-sided slope).
@@ -130,7 +147,17 @@ pub fn entropy_grad<T: Real>(p: &[T]) -> Result<Vec<T>> {
 /// ```
 pub fn cross_entropy<T: Real>(p: &[T], q: &[T]) -> Result<T> {
     check_pair(p, q)?;
-    Ok(-p.iter().zip(q).map(|(pi, qi)| if pi.re() == 0.0 { T::zero() } else { pi.clone() * qi.ln() }).sum::<T>())
+    Ok(-p
+        .iter()
+        .zip(q)
+        .map(|(pi, qi)| {
+            if pi.re() == 0.0 {
+                T::zero()
+            } else {
+                pi.clone() * qi.ln()
+            }
+        })
+        .sum::<T>())
 }
 
 /// Gradient of [`cross_entropy`]: `(∂/∂p_i, ∂/∂q_i) = (−ln q_i, −p_i/q_i)`.
@@ -190,7 +217,11 @@ pub fn kl_divergence<T: Real>(p: &[T], q: &[T]) -> Result<T> {
 /// ```
 pub fn kl_divergence_grad<T: Real>(p: &[T], q: &[T]) -> Result<(Vec<T>, Vec<T>)> {
     check_pair(p, q)?;
-    let dp = p.iter().zip(q).map(|(pi, qi)| (pi.clone() / qi.clone()).ln() + T::one()).collect();
+    let dp = p
+        .iter()
+        .zip(q)
+        .map(|(pi, qi)| (pi.clone() / qi.clone()).ln() + T::one())
+        .collect();
     let dq = p.iter().zip(q).map(|(pi, qi)| -(pi.clone() / qi.clone())).collect();
     Ok((dp, dq))
 }

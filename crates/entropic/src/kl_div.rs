@@ -52,7 +52,10 @@ pub struct KlDiv {
 impl KlDiv {
     /// With the given reduction, `log_target = false`.
     pub fn new(reduction: Reduction) -> Self {
-        Self { reduction, log_target: false }
+        Self {
+            reduction,
+            log_target: false,
+        }
     }
 
     /// Whether the target is given as log-probabilities.
@@ -164,6 +167,9 @@ impl KlDiv {
             }
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
-        Ok(LossOutput { unreduced: unreduced.into_iter().map(T::round_from).collect(), reduced })
+        Ok(LossOutput {
+            unreduced: unreduced.into_iter().map(T::round_from).collect(),
+            reduced,
+        })
     }
 }

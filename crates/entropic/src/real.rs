@@ -86,11 +86,7 @@ pub trait Real:
     }
     /// `|x|`, choosing the sign from the real part.
     fn abs(&self) -> Self {
-        if self.re() < 0.0 {
-            -self.clone()
-        } else {
-            self.clone()
-        }
+        if self.re() < 0.0 { -self.clone() } else { self.clone() }
     }
     /// Multiplies by a constant.
     fn scale_f64(&self, k: f64) -> Self {
@@ -114,7 +110,9 @@ where
     }
     #[inline]
     fn epsilon() -> f64 {
-        <D::Primitive as num_traits::Float>::epsilon().to_f64().unwrap_or(f64::EPSILON)
+        <D::Primitive as num_traits::Float>::epsilon()
+            .to_f64()
+            .unwrap_or(f64::EPSILON)
     }
     #[inline]
     fn exp(&self) -> Self {
@@ -189,7 +187,7 @@ impl Float for f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use num_dual::{Dual64, DualDVec64, DualNum as _, HyperDual64};
+    use num_dual::{Dual64, DualDVec64, HyperDual64};
 
     fn square_plus_exp<T: Real>(x: T) -> T {
         x.clone() * x.clone() + x.exp()
@@ -201,10 +199,7 @@ mod tests {
         let f = square_plus_exp(x);
         assert_eq!(square_plus_exp(Dual64::from_re(x)).re(), f);
         assert_eq!(square_plus_exp(HyperDual64::from_re(x)).re(), f);
-        assert_eq!(
-            square_plus_exp(x as f32).re(),
-            f64::from(square_plus_exp(x as f32))
-        );
+        assert_eq!(square_plus_exp(x as f32).re(), f64::from(square_plus_exp(x as f32)));
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl Reduction {
 /// let logits = [0.0, 0.0, 2.0, 0.0];
 /// let out = SoftmaxCrossEntropy::new()
 ///     .with_reduction(Reduction::Sum)
-///     .loss(Batch::new(&logits, 2, 2)?, Targets::Classes(&[0, 0]))?;
+///     .loss(Batch::new(&logits, 2, 2)?, Targets::<f64>::Classes(&[0, 0]))?;
 /// assert_eq!(out.unreduced.len(), 2);
 /// assert!((out.reduced.unwrap() - out.unreduced.iter().sum::<f64>()).abs() < 1e-15);
 /// # Ok::<(), entropic::Error>(())

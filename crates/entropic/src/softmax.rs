@@ -17,7 +17,12 @@ pub(crate) fn check_row<T: Real>(what: &'static str, row: &[T], row_index: usize
         return Err(Error::Empty { what });
     }
     check_logits(what, row, 0, true).map_err(|e| match e {
-        Error::NonFinite { what, at: crate::Position::Index(col), value, requirement } => Error::NonFinite {
+        Error::NonFinite {
+            what,
+            at: crate::Position::Index(col),
+            value,
+            requirement,
+        } => Error::NonFinite {
             what,
             at: crate::Position::Cell { row: row_index, col },
             value,
@@ -116,10 +121,17 @@ pub fn log_softmax<T: Real>(row: &[T]) -> Result<Vec<T>> {
 /// ```
 pub fn softmax_vjp<T: Real>(a: &[T], v: &[T]) -> Result<Vec<T>> {
     if v.len() != a.len() {
-        return Err(Error::ShapeMismatch { what: "upstream gradient", expected: a.len(), actual: v.len() });
+        return Err(Error::ShapeMismatch {
+            what: "upstream gradient",
+            expected: a.len(),
+            actual: v.len(),
+        });
     }
     let dot: T = a.iter().zip(v).map(|(a, v)| a.clone() * v.clone()).sum();
-    Ok(a.iter().zip(v).map(|(a, v)| a.clone() * (v.clone() - dot.clone())).collect())
+    Ok(a.iter()
+        .zip(v)
+        .map(|(a, v)| a.clone() * (v.clone() - dot.clone()))
+        .collect())
 }
 
 /// Vector–Jacobian product of log-softmax: given `a = softmax(z)` and
@@ -138,10 +150,17 @@ pub fn softmax_vjp<T: Real>(a: &[T], v: &[T]) -> Result<Vec<T>> {
 /// ```
 pub fn log_softmax_vjp<T: Real>(a: &[T], v: &[T]) -> Result<Vec<T>> {
     if v.len() != a.len() {
-        return Err(Error::ShapeMismatch { what: "upstream gradient", expected: a.len(), actual: v.len() });
+        return Err(Error::ShapeMismatch {
+            what: "upstream gradient",
+            expected: a.len(),
+            actual: v.len(),
+        });
     }
     let total: T = v.iter().cloned().sum();
-    Ok(a.iter().zip(v).map(|(a, v)| v.clone() - a.clone() * total.clone()).collect())
+    Ok(a.iter()
+        .zip(v)
+        .map(|(a, v)| v.clone() - a.clone() * total.clone())
+        .collect())
 }
 
 /// Fast-path row statistics in `f64`: `(m, Σ e^{z_i − m})`.
@@ -156,7 +175,12 @@ pub(crate) fn row_stats_f64<T: Float>(row: &[T]) -> (f64, f64) {
 /// share it).
 pub(crate) fn check_batch<T: Real>(what: &'static str, logits: &Batch<'_, T>) -> Result<()> {
     if logits.c() == 0 {
-        return Err(Error::InvalidShape { what, n: logits.n(), c: 0, requirement: "at least one class" });
+        return Err(Error::InvalidShape {
+            what,
+            n: logits.n(),
+            c: 0,
+            requirement: "at least one class",
+        });
     }
     for (i, row) in logits.rows().enumerate() {
         check_row(what, row, i)?;
@@ -205,7 +229,11 @@ pub fn log_softmax_batch_into<T: Float>(logits: Batch<'_, T>, out: &mut [T]) -> 
 fn batch_map_into<T: Float>(logits: Batch<'_, T>, out: &mut [T], f: impl Fn(f64, f64, f64) -> T) -> Result<()> {
     let len = logits.as_slice().len();
     if out.len() != len {
-        return Err(Error::ShapeMismatch { what: "output buffer", expected: len, actual: out.len() });
+        return Err(Error::ShapeMismatch {
+            what: "output buffer",
+            expected: len,
+            actual: out.len(),
+        });
     }
     check_batch("logits", &logits)?;
     let c = logits.c();
