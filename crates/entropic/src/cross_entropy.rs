@@ -47,7 +47,7 @@ pub enum Targets<'a, P> {
 /// # Example
 /// ```
 /// use entropic::{Batch, SoftmaxCrossEntropy, Targets};
-/// let logits = [1.0, 2.0, 3.0];
+/// let logits = [1.0_f64, 2.0, 3.0];
 /// let ce = SoftmaxCrossEntropy::new().with_label_smoothing(0.1)?;
 /// let (out, grad) = ce.loss_and_grad(Batch::new(&logits, 1, 3)?, Targets::<f64>::Classes(&[2]))?;
 /// // 0.9·(−ln a_2) + (0.1/3)·Σ_c(−ln a_c)
