@@ -2,7 +2,7 @@
 
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_logits};
-use crate::error::{Error, Position, Result};
+use crate::error::Result;
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 
@@ -73,17 +73,6 @@ impl KlDiv {
         } else {
             check_in_range("target", target.as_slice(), c, 0.0, f64::MAX, "finite and >= 0")?;
         }
-        for (i, x) in input.as_slice().iter().enumerate() {
-            if x.re() > 0.0 {
-                // ln q > 0 means q > 1: not a log-probability.
-                return Err(Error::OutOfDomain {
-                    what: "input (log-probabilities)",
-                    at: Position::cell(i, c),
-                    value: x.re(),
-                    requirement: "<= 0 (a log-probability)",
-                });
-            }
-        }
         self.reduction.scale(input.as_slice().len() as f64, input.n())
     }
 
@@ -127,9 +116,14 @@ impl KlDiv {
     /// The loss value (fast path).
     ///
     /// # Errors
-    /// - [`Error::ShapeMismatch`]; [`Error::NonFinite`] for NaN / `+∞` input;
-    /// - [`Error::OutOfDomain`] for an input `> 0` or a negative target;
-    /// - [`Error::Empty`] for a mean of an empty batch.
+    /// - [`crate::Error::ShapeMismatch`]; [`crate::Error::NonFinite`] for NaN / `+∞` input
+    ///   or a NaN / `+∞` log target;
+    /// - [`crate::Error::OutOfDomain`] for a negative target;
+    /// - [`crate::Error::Empty`] for a mean of an empty batch.
+    ///
+    /// As in PyTorch, inputs above 0 (log-probabilities of more than 1) are
+    /// accepted: the formula is defined there and a finite-difference step at
+    /// `ln q = 0` must not fail.
     pub fn loss<T: Float, P: Real>(&self, input: Batch<'_, T>, target: Batch<'_, P>) -> Result<LossOutput<T>> {
         self.kernel(input, target, None)
     }

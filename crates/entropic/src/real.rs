@@ -139,6 +139,13 @@ where
     fn sqrt(&self) -> Self {
         DualNum::sqrt(self)
     }
+    /// Scales every part by the primitive `k` (not by a dual constant, whose
+    /// zero derivative parts would turn `∞·0` into NaN when `self` is infinite).
+    #[inline]
+    fn scale_f64(&self, k: f64) -> Self {
+        let k = <D::Primitive as num_traits::NumCast>::from(k).unwrap_or_else(<D::Primitive as num_traits::Float>::nan);
+        self.clone() * k
+    }
 }
 
 mod sealed {

@@ -1,0 +1,245 @@
+//! Automatic-differentiation checks of one loss over many cases: value
+//! (kernel vs definition), gradient (dual numbers vs analytic vs finite
+//! differences), `f32` path, Hessian, and agreement on errors.
+
+use nalgebra::DVector;
+use num_dual::Dual64;
+
+use crate::loss::{Case, LossUnderTest};
+use crate::report::Outcome;
+use crate::tolerance::{Measured, Tally, Tolerance};
+
+/// Kernel value vs generic definition value (both `f64`).
+pub const VALUE_KERNEL_VS_DEFINITION: Tolerance = Tolerance::relative(
+    1e-13,
+    "kernel and definition add the same n·c ≤ 64 terms in different association orders (the kernel shares \
+     ln Σe^(z−m) across a row); each addition rounds once, so they differ by ≤ n·c·ε ≈ 1.4e-14 relative to the \
+     sum of magnitudes, with margin for mixed-sign kl_div terms",
+);
+
+/// Analytic gradient vs the dual-number gradient of the definition.
+pub const GRADIENT_DUAL: Tolerance = Tolerance::relative(
+    1e-12,
+    "both are exact closed forms evaluated in f64 with O(c) roundings each, compared relative to the gradient's \
+     max-norm: agreement to ~c·ε ≈ 1e-15; a wrong formula is off by O(1)",
+);
+
+/// Analytic gradient vs central finite differences of the definition.
+pub const GRADIENT_FD: Tolerance = Tolerance::relative(
+    1e-6,
+    "central difference with Stan's step h = cbrt(ε)·max(1,|x|): truncation h²·|f'''|/6 ≈ 1e-9 and rounding \
+     ε·|f|/h ≈ 1e-10 for |logits| ≤ 8, relative to the gradient's max-norm; 1e-6 leaves margin and still \
+     rejects any O(1) formula error",
+);
+
+/// The `f32` kernel vs the `f64` kernel on the same (f32-rounded) inputs.
+pub const F32_PATH: Tolerance = Tolerance::ulps(
+    1.0,
+    "the f32 kernel computes in f64 and rounds each output (unreduced values, reduced value, gradient) once: \
+     it must equal the f64 kernel's output rounded to f32, up to 1 ulp for double rounding",
+);
+
+/// Dual-number Hessian of the definition vs finite differences of the analytic gradient.
+pub const HESSIAN_FD: Tolerance = Tolerance::relative(
+    1e-5,
+    "central differences of the analytic gradient with step cbrt(ε)·max(1,|x|): error ≈ h²·|∇g''|/6 + ε·|g|/h \
+     ≈ 1e-9 relative to the Hessian's max-norm for |logits| ≤ 8",
+);
+
+/// Central-difference step (Stan Math): `cbrt(ε)·max(1, |x|)`.
+pub fn fd_step(x: f64) -> f64 {
+    f64::EPSILON.cbrt() * x.abs().max(1.0)
+}
+
+fn max_norm(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// Dual-number gradient of the definition at the case's logits.
+///
+/// # Errors
+/// Whatever the definition rejects.
+pub fn dual_gradient<L: LossUnderTest>(loss: &L, case: &Case) -> Result<Vec<f64>, entropic::Error> {
+    let x = &case.logits;
+    (0..x.len())
+        .map(|j| {
+            let xs: Vec<Dual64> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| if i == j { Dual64::from_re(v).derivative() } else { Dual64::from_re(v) })
+                .collect();
+            loss.value(case, &xs).map(|v| v.eps)
+        })
+        .collect()
+}
+
+/// Central finite-difference gradient of the definition in `f64`.
+///
+/// # Errors
+/// Whatever the definition rejects.
+pub fn fd_gradient<L: LossUnderTest>(loss: &L, case: &Case) -> Result<Vec<f64>, entropic::Error> {
+    let mut x = case.logits.clone();
+    (0..x.len())
+        .map(|j| {
+            let (x0, h) = (x[j], fd_step(x[j]));
+            x[j] = x0 + h;
+            let up = loss.value(case, &x);
+            x[j] = x0 - h;
+            let down = loss.value(case, &x);
+            x[j] = x0;
+            Ok((up? - down?) / (2.0 * h))
+        })
+        .collect()
+}
+
+/// The Hessian of the definition by second-order dual numbers.
+///
+/// # Errors
+/// Whatever the definition rejects.
+pub fn dual_hessian<L: LossUnderTest>(loss: &L, case: &Case) -> Result<nalgebra::DMatrix<f64>, entropic::Error> {
+    let x = DVector::from_vec(case.logits.clone());
+    let (_, _, h) = num_dual::hessian(|v: DVector<num_dual::Dual2DVec64>| loss.value(case, v.as_slice()), &x)?;
+    Ok(h)
+}
+
+/// Results of [`check_loss`], one tally per mode.
+#[derive(Debug, Default)]
+pub struct LossChecks {
+    /// Kernel value vs definition value.
+    pub value: Tally,
+    /// Analytic gradient vs dual-number gradient.
+    pub gradient: Tally,
+    /// Analytic gradient vs finite differences (moderate cases only).
+    pub finite_difference: Tally,
+    /// f32 path vs f64 path.
+    pub f32_path: Tally,
+    /// Dual Hessian vs finite differences of the analytic gradient.
+    pub hessian: Tally,
+}
+
+impl LossChecks {
+    /// The five outcomes, ids `{prefix}.value`, `.grad`, `.grad_fd`, `.f32`, `.hessian`.
+    pub fn outcomes(self, prefix: &str, statement: &str, domain: &str) -> Vec<Outcome> {
+        vec![
+            Outcome::from_tally(format!("{prefix}.value"), format!("kernel = definition: {statement}"), domain, VALUE_KERNEL_VS_DEFINITION, self.value),
+            Outcome::from_tally(format!("{prefix}.grad"), format!("analytic gradient = autodiff of {statement}"), domain, GRADIENT_DUAL, self.gradient),
+            Outcome::from_tally(format!("{prefix}.grad_fd"), format!("analytic gradient = central differences of {statement}"), domain, GRADIENT_FD, self.finite_difference),
+            Outcome::from_tally(format!("{prefix}.f32"), format!("f32 path = f64 path rounded: {statement}"), domain, F32_PATH, self.f32_path),
+            Outcome::from_tally(format!("{prefix}.hessian"), format!("autodiff Hessian = differences of the analytic gradient: {statement}"), domain, HESSIAN_FD, self.hessian),
+        ]
+    }
+
+    /// True when every tally is non-empty and free of failures.
+    pub fn passed(&self) -> bool {
+        [&self.value, &self.gradient, &self.finite_difference, &self.f32_path, &self.hessian]
+            .iter()
+            .all(|t| t.cases > 0 && t.failure.is_none())
+    }
+}
+
+/// Checks one loss in every mode: `cases` for value, gradient and f32 (any
+/// magnitude), `moderate` additionally for finite differences and the
+/// Hessian (where a finite-difference step is meaningful).
+pub fn check_loss<L: LossUnderTest>(loss: &L, cases: &[Case], moderate: &[Case]) -> LossChecks {
+    let mut r = LossChecks::default();
+    let fail = |t: &mut Tally, case: &Case, e: entropic::Error| {
+        t.require(false, || format!("{}: unexpected error {e}", case.describe()));
+    };
+    for case in cases.iter().chain(moderate) {
+        let (v64, g64) = match loss.kernel_f64(case) {
+            Ok(x) => x,
+            Err(e) => {
+                fail(&mut r.value, case, e);
+                continue;
+            }
+        };
+        match loss.value(case, &case.logits) {
+            Ok(v) => r.value.record(&VALUE_KERNEL_VS_DEFINITION, Measured::between(v64, v), || case.describe()),
+            Err(e) => fail(&mut r.value, case, e),
+        }
+        match dual_gradient(loss, case) {
+            Ok(d) => {
+                let scale = max_norm(&d).max(max_norm(&g64));
+                let e = g64.iter().zip(&d).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                let e = if g64.len() == d.len() { e } else { Measured { ulps: f64::INFINITY, rel: f64::INFINITY } };
+                r.gradient.record(&GRADIENT_DUAL, e, || format!("{}: analytic {g64:?} vs dual {d:?}", case.describe()));
+            }
+            Err(e) => fail(&mut r.gradient, case, e),
+        }
+        // f32: the kernel on f32-rounded logits vs the f64 kernel on the same
+        // values; logits beyond f32's range have no f32 counterpart.
+        if case.logits.iter().any(|z| z.is_finite() && z.abs() > f64::from(f32::MAX)) {
+            continue;
+        }
+        let rounded: Vec<f64> = case.logits.iter().map(|&v| f64::from(v as f32)).collect();
+        let x32: Vec<f32> = case.logits.iter().map(|&v| v as f32).collect();
+        match (loss.kernel(case, &x32), loss.kernel(case, &rounded)) {
+            (Ok((o32, g32)), Ok((o64, g64))) => {
+                let v32 = o32.unreduced.iter().chain(&o32.reduced).chain(&g32);
+                let v64 = o64.unreduced.iter().chain(&o64.reduced).chain(&g64);
+                let e = v32.zip(v64).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::between_f32(*a, *b as f32)));
+                r.f32_path.record(&F32_PATH, e, || format!("f32-rounded {}", case.describe()));
+            }
+            (Err(e), _) | (_, Err(e)) => fail(&mut r.f32_path, case, e),
+        }
+    }
+    for case in moderate {
+        let Ok((_, g64)) = loss.kernel_f64(case) else { continue };
+        match fd_gradient(loss, case) {
+            Ok(d) => {
+                let scale = max_norm(&d).max(max_norm(&g64));
+                let e = g64.iter().zip(&d).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                r.finite_difference.record(&GRADIENT_FD, e, || format!("{}: analytic {g64:?} vs fd {d:?}", case.describe()));
+            }
+            Err(e) => fail(&mut r.finite_difference, case, e),
+        }
+        match (dual_hessian(loss, case), hessian_of_gradient(loss, case)) {
+            (Ok(h), Ok(fd)) => {
+                let scale = h.amax().max(fd.amax());
+                let e = h.iter().zip(fd.iter()).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                r.hessian.record(&HESSIAN_FD, e, || format!("{}: dual {h:.6e} vs fd {fd:.6e}", case.describe()));
+            }
+            (Err(e), _) | (_, Err(e)) => fail(&mut r.hessian, case, e),
+        }
+    }
+    r
+}
+
+/// Central differences of the analytic `f64` gradient: column `j` is
+/// `(g(x + h e_j) − g(x − h e_j)) / 2h`.
+///
+/// # Errors
+/// Whatever the kernel rejects.
+pub fn hessian_of_gradient<L: LossUnderTest>(loss: &L, case: &Case) -> Result<nalgebra::DMatrix<f64>, entropic::Error> {
+    let k = case.logits.len();
+    let mut h = nalgebra::DMatrix::zeros(k, k);
+    let mut shifted = case.clone();
+    for j in 0..k {
+        let (x0, step) = (case.logits[j], fd_step(case.logits[j]));
+        shifted.logits[j] = x0 + step;
+        let (_, up) = loss.kernel_f64(&shifted)?;
+        shifted.logits[j] = x0 - step;
+        let (_, down) = loss.kernel_f64(&shifted)?;
+        shifted.logits[j] = x0;
+        for i in 0..k {
+            h[(i, j)] = (up[i] - down[i]) / (2.0 * step);
+        }
+    }
+    Ok(h)
+}
+
+/// Checks that the plain kernels and the dual-number definition reject each
+/// bad case, with the same message.
+pub fn check_errors<L: LossUnderTest>(loss: &L, bad: &[Case]) -> Tally {
+    let mut t = Tally::default();
+    for case in bad {
+        let xs: Vec<Dual64> = case.logits.iter().map(|&v| Dual64::from_re(v)).collect();
+        let k = loss.kernel_f64(case).err().map(|e| e.to_string());
+        let d = loss.value(case, &xs).err().map(|e| e.to_string());
+        let x32: Vec<f32> = case.logits.iter().map(|&v| v as f32).collect();
+        let f = loss.kernel(case, &x32).err().map(|e| e.to_string());
+        let ok = k.is_some() && k == d && f.is_some();
+        t.require(ok, || format!("{}: kernel {k:?}, dual {d:?}, f32 {f:?}", case.describe()));
+    }
+    t
+}

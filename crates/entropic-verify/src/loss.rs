@@ -1,0 +1,134 @@
+//! A uniform interface over every loss, so one checker can test each the
+//! same way (value, gradient, Hessian, errors) — in the spirit of Stan
+//! Math's `expect_ad`.
+
+use entropic::{
+    Batch, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy, Targets,
+};
+
+/// The targets of a test case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// One class index per row.
+    Classes(Vec<usize>),
+    /// A dense `[n, c]` matrix (probabilities, binary labels, or `kl_div` targets).
+    Dense(Vec<f64>),
+}
+
+/// One input of a loss: logits `[n, c]` and targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Rows.
+    pub n: usize,
+    /// Columns.
+    pub c: usize,
+    /// Row-major logits (or `kl_div` log-probabilities).
+    pub logits: Vec<f64>,
+    /// Targets.
+    pub target: Target,
+}
+
+impl Case {
+    /// A short description for reports (values to 17 significant digits).
+    pub fn describe(&self) -> String {
+        let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",");
+        let t = match &self.target {
+            Target::Classes(y) => format!("classes {y:?}"),
+            Target::Dense(p) => format!("targets [{}]", fmt(p)),
+        };
+        format!("{}x{} logits [{}] {t}", self.n, self.c, fmt(&self.logits))
+    }
+}
+
+/// Anything the checker can test: a generic definition plus `f64` and `f32`
+/// kernels returning the (reduced) value and the analytic gradient.
+///
+/// Production losses implement it through [`Loss`]; the mutation tests
+/// implement it for deliberately wrong formulas.
+pub trait LossUnderTest {
+    /// Name in reports.
+    fn name(&self) -> String;
+    /// The generic definition's reduced value (the sum for `Reduction::None`).
+    ///
+    /// # Errors
+    /// Whatever the definition rejects.
+    fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error>;
+    /// The fast kernel on logits `x` (the case's logits, possibly rounded to
+    /// `f32`): the loss output and the analytic gradient.
+    ///
+    /// # Errors
+    /// Whatever the kernel rejects.
+    fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error>;
+
+    /// The `f64` kernel's total value (as [`total`]) and analytic gradient.
+    ///
+    /// # Errors
+    /// Whatever the kernel rejects.
+    fn kernel_f64(&self, case: &Case) -> Result<(f64, Vec<f64>), Error> {
+        let (out, g) = self.kernel(case, &case.logits)?;
+        Ok((total_f64(&out), g))
+    }
+}
+
+/// Every production loss, configured.
+#[derive(Debug, Clone)]
+pub enum Loss {
+    /// `SoftmaxCrossEntropy` with class or probability targets.
+    SoftmaxCrossEntropy(SoftmaxCrossEntropy),
+    /// `BinaryCrossEntropyWithLogits` with dense labels.
+    BinaryCrossEntropy(BinaryCrossEntropyWithLogits),
+    /// `KlDiv` with dense targets; the logits of the case are the input log-probabilities.
+    KlDiv(KlDiv),
+}
+
+/// The reduced value, or the sum of the unreduced ones for `Reduction::None`.
+pub fn total<D: Real>(out: LossOutput<D>) -> D {
+    match out.reduced {
+        Some(v) => v,
+        None => out.unreduced.into_iter().fold(D::zero(), |a, b| a + b),
+    }
+}
+
+fn total_f64(out: &LossOutput<f64>) -> f64 {
+    match out.reduced {
+        Some(v) => v,
+        None => out.unreduced.iter().sum(),
+    }
+}
+
+impl LossUnderTest for Loss {
+    fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error> {
+        let b = Batch::new(x, case.n, case.c)?;
+        match (self, &case.target) {
+            (Loss::SoftmaxCrossEntropy(l), Target::Classes(y)) => l.loss_and_grad(b, Targets::<f64>::Classes(y)),
+            (Loss::SoftmaxCrossEntropy(l), Target::Dense(p)) => {
+                l.loss_and_grad(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))
+            }
+            (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.loss_and_grad(b, Batch::new(y, case.n, case.c)?),
+            (Loss::KlDiv(l), Target::Dense(p)) => l.loss_and_grad(b, Batch::new(p, case.n, case.c)?),
+            _ => Err(Error::IncompatibleOptions("this loss does not take class-index targets")),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Loss::SoftmaxCrossEntropy(l) => format!("softmax_cross_entropy {l:?}"),
+            Loss::BinaryCrossEntropy(l) => format!("binary_cross_entropy_with_logits {l:?}"),
+            Loss::KlDiv(l) => format!("kl_div {l:?}"),
+        }
+    }
+
+    fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
+        let b = Batch::new(x, case.n, case.c)?;
+        let out = match (self, &case.target) {
+            (Loss::SoftmaxCrossEntropy(l), Target::Classes(y)) => l.definition(b, Targets::<f64>::Classes(y))?,
+            (Loss::SoftmaxCrossEntropy(l), Target::Dense(p)) => {
+                l.definition(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))?
+            }
+            (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.definition(b, Batch::new(y, case.n, case.c)?)?,
+            (Loss::KlDiv(l), Target::Dense(p)) => l.definition(b, Batch::new(p, case.n, case.c)?)?,
+            _ => return Err(Error::IncompatibleOptions("this loss does not take class-index targets")),
+        };
+        Ok(total(out))
+    }
+}
