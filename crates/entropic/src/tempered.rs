@@ -303,9 +303,11 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
     let k = 1.0 - t;
     let eps = f64::EPSILON;
     let ln_c = (z.len() as f64).ln();
-    // S(hi) ≤ c·exp_t(−hi) = 1; widened by a few roundings.
-    let mut hi = -(-k * ln_c).exp_m1() / k;
-    hi = hi * (1.0 + 8.0 * eps) + f64::MIN_POSITIVE;
+    // S(hi) ≤ c·exp_t(−hi) = 1 (equality for equal logits). Widened by far
+    // more than its rounding error, so that a Newton step onto the root of
+    // an (almost) equal row, itself rounded, stays strictly inside.
+    let hi0 = -(-k * ln_c).exp_m1() / k;
+    let mut hi = hi0 * (1.0 + 1e-6) + f64::MIN_POSITIVE;
     let mut lo = 0.0_f64;
     let mut lambda = 0.0_f64;
     let mut prev_step = f64::INFINITY;
@@ -325,10 +327,14 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
         let ln_s = s.ln();
         let step = (k * ln_s).exp_m1() / k * (t * ln_s).exp() / q;
         let newton = lambda + step;
+        // A step this small changes Σp by about one rounding: converged.
+        let tol = 2.0 * eps * lambda.abs() + 0.5 * eps / q;
+        if step.abs() <= tol {
+            return Ok((if (lo..=hi).contains(&newton) { newton } else { lambda }, it));
+        }
         let use_newton = newton.is_finite() && newton > lo && newton < hi && (it <= 2 || step.abs() <= 0.5 * prev_step);
         let next = if use_newton { newton } else { 0.5 * (lo + hi) };
         let moved = (next - lambda).abs();
-        let tol = 2.0 * eps * next.abs() + 0.5 * eps / q;
         if moved <= tol || hi - lo <= tol {
             return Ok((next, it));
         }
