@@ -335,6 +335,7 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
         let use_newton = newton.is_finite() && newton > lo && newton < hi && (it <= 2 || step.abs() <= 0.5 * prev_step);
         let next = if use_newton { newton } else { 0.5 * (lo + hi) };
         let moved = (next - lambda).abs();
+        if std::env::var("TDBG").is_ok() { eprintln!("it={it} lam={lambda:e} s-1={:e} step={step:e} newton={use_newton} lo={lo:e} hi={hi:e}", s-1.0); }
         if moved <= tol || hi - lo <= tol {
             return Ok((next, it));
         }
