@@ -30,6 +30,7 @@ pub mod claims;
 pub mod generate;
 pub mod loss;
 pub mod losses;
+pub mod precise;
 pub mod report;
 pub mod tolerance;
 

@@ -1,0 +1,1 @@
+//! High-precision reference arithmetic. Under construction.
