@@ -1,0 +1,160 @@
+//! `entropic`: the verification report, a reference oracle for other
+//! implementations, conformance vectors, and checks of other libraries'
+//! outputs. Run `entropic --help` for the subcommands.
+
+mod npy;
+mod oracle;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "entropic", version, about = "Classification losses whose mathematics is checked by machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the verifier's claim catalogue and print the report table.
+    ///
+    /// Exit code 0 only when every claim holds.
+    ///
+    /// Examples:
+    ///   entropic verify
+    ///   entropic verify --extensive --json verification/reports/verify.json
+    Verify {
+        /// Run the long sweeps (20x the random cases).
+        #[arg(long)]
+        extensive: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Seed of the random cases.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Evaluate losses as a reference oracle: JSON Lines in, JSON Lines out.
+    ///
+    /// One case per line, one result per line, in order. A bad case yields an
+    /// error record {"id", "error", "line", "field"} in its place (the others
+    /// are unaffected), a one-line message on stderr, and exit code 1.
+    /// Arrays can be given inline or as {"npy": "file.npy"}, relative to the
+    /// input file's folder. Schema: docs/oracle.md.
+    ///
+    /// Example:
+    ///   echo '{"id":"ce-1","loss":"softmax_cross_entropy","dtype":"f64","logits":[[1.0,2.0,3.0]],"target":[2],"params":{"reduction":"mean","label_smoothing":0.1}}' | entropic eval
+    Eval {
+        /// Input file (JSON Lines); `-` or nothing reads stdin.
+        input: Option<PathBuf>,
+        /// Write results to this file instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify { extensive, json, seed } => verify(extensive, json.as_deref(), seed),
+        Command::Eval { input, output } => eval(input.as_deref(), output.as_deref()),
+    }
+}
+
+fn fatal(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("entropic: {msg}");
+    ExitCode::from(2)
+}
+
+fn verify(extensive: bool, json_path: Option<&Path>, seed: u64) -> ExitCode {
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} claim groups {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let config = entropic_verify::Config { seed, extensive };
+    let report = entropic_verify::run_with_progress(&config, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    print!("{}", report.to_table());
+    if let Some(path) = json_path
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        return fatal(format!("cannot write {}: {e}", path.display()));
+    }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
+    let (reader, base): (Box<dyn BufRead>, PathBuf) = match input {
+        None => (Box::new(std::io::stdin().lock()), PathBuf::from(".")),
+        Some(p) if p == Path::new("-") => (Box::new(std::io::stdin().lock()), PathBuf::from(".")),
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => (
+                Box::new(std::io::BufReader::new(f)),
+                p.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            ),
+            Err(e) => return fatal(format!("cannot open {}: {e}", p.display())),
+        },
+    };
+    let mut out: Box<dyn Write> = match output {
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => return fatal(format!("cannot create {}: {e}", p.display())),
+        },
+    };
+    let mut failed = 0usize;
+    for (i, line) in reader.lines().enumerate() {
+        let lineno = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fatal(format!("line {lineno}: cannot read input: {e}")),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (id, result) = eval_line(&line, &base, lineno);
+        let record = match result {
+            Ok(mut m) => {
+                let mut r = Map::new();
+                r.insert("id".into(), id);
+                r.append(&mut m);
+                Value::Object(r)
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("entropic eval: line {lineno}, case {id}, field {}: {}", e.field, e.message);
+                json!({"id": id, "error": e.message, "line": lineno, "field": e.field})
+            }
+        };
+        if writeln!(out, "{record}").is_err() {
+            return fatal("cannot write output");
+        }
+    }
+    if out.flush().is_err() {
+        return fatal("cannot write output");
+    }
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Parses and evaluates one line; the id defaults to `line N`.
+fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<String, Value>, oracle::CaseError>) {
+    let default_id = json!(format!("line {lineno}"));
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return (default_id, Err(oracle::CaseError::new("case", format!("malformed JSON: {e}")))),
+    };
+    let Value::Object(case) = value else {
+        return (default_id, Err(oracle::CaseError::new("case", "expected a JSON object")));
+    };
+    let id = case.get("id").cloned().unwrap_or(default_id);
+    (id, oracle::evaluate(&case, base))
+}
