@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Parser)]
-#[command(name = "entropic", version, about = "Classification losses whose mathematics is checked by machine")]
+#[command(
+    name = "entropic",
+    version,
+    about = "Classification losses whose mathematics is checked by machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,7 +93,11 @@ fn verify(extensive: bool, json_path: Option<&Path>, seed: u64) -> ExitCode {
     {
         return fatal(format!("cannot write {}: {e}", path.display()));
     }
-    if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
@@ -131,7 +139,10 @@ fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("entropic eval: line {lineno}, case {id}, field {}: {}", e.field, e.message);
+                eprintln!(
+                    "entropic eval: line {lineno}, case {id}, field {}: {}",
+                    e.field, e.message
+                );
                 json!({"id": id, "error": e.message, "line": lineno, "field": e.field})
             }
         };
@@ -142,7 +153,11 @@ fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
     if out.flush().is_err() {
         return fatal("cannot write output");
     }
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Parses and evaluates one line; the id defaults to `line N`.
@@ -150,10 +165,18 @@ fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<Strin
     let default_id = json!(format!("line {lineno}"));
     let value: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return (default_id, Err(oracle::CaseError::new("case", format!("malformed JSON: {e}")))),
+        Err(e) => {
+            return (
+                default_id,
+                Err(oracle::CaseError::new("case", format!("malformed JSON: {e}"))),
+            );
+        }
     };
     let Value::Object(case) = value else {
-        return (default_id, Err(oracle::CaseError::new("case", "expected a JSON object")));
+        return (
+            default_id,
+            Err(oracle::CaseError::new("case", "expected a JSON object")),
+        );
     };
     let id = case.get("id").cloned().unwrap_or(default_id);
     (id, oracle::evaluate(&case, base))

@@ -5,8 +5,6 @@
 use std::io;
 use std::path::Path;
 
-use npyz::WriterBuilder;
-
 use crate::oracle::Array;
 
 /// Largest element count accepted from a header (2^28 elements, 2 GiB of
@@ -39,38 +37,41 @@ pub fn parse(bytes: &[u8]) -> io::Result<Array> {
         return Err(invalid(format!("expected 1 or 2 dimensions, found shape {shape:?}")));
     }
     if npy.order() != npyz::Order::C && shape.len() == 2 && shape[0] > 1 && shape[1] > 1 {
-        return Err(invalid("Fortran-ordered arrays are not supported (use np.ascontiguousarray)"));
+        return Err(invalid(
+            "Fortran-ordered arrays are not supported (use np.ascontiguousarray)",
+        ));
     }
-    let count = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid("shape overflows"))?;
+    let count = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| invalid("shape overflows"))?;
     if count > MAX_ELEMENTS {
         return Err(invalid(format!("{count} elements exceed the limit of {MAX_ELEMENTS}")));
     }
     let descr = npy.dtype().descr();
     let width = npy.dtype().num_bytes().unwrap_or(0) as u64;
     if (bytes.len() as u64) < count.saturating_mul(width) {
-        return Err(invalid(format!("truncated: {count} elements of {width} bytes do not fit in {} bytes", bytes.len())));
+        return Err(invalid(format!(
+            "truncated: {count} elements of {width} bytes do not fit in {} bytes",
+            bytes.len()
+        )));
     }
-    let data: Vec<f64> = match descr.trim_start_matches(['<', '>', '|', '=']) {
+    let data: Vec<f64> = match descr.trim_matches(['\'', '"']).trim_start_matches(['<', '>', '|', '=']) {
         "f8" => npy.into_vec::<f64>()?,
         "f4" => npy.into_vec::<f32>()?.into_iter().map(f64::from).collect(),
         "i8" => npy.into_vec::<i64>()?.into_iter().map(|v| v as f64).collect(),
         "i4" => npy.into_vec::<i32>()?.into_iter().map(f64::from).collect(),
-        other => return Err(invalid(format!("unsupported dtype '{other}' (use float64, float32, int64 or int32)"))),
+        other => {
+            return Err(invalid(format!(
+                "unsupported dtype '{other}' (use float64, float32, int64 or int32)"
+            )));
+        }
     };
     if data.len() as u64 != count {
         return Err(invalid(format!("expected {count} elements, read {}", data.len())));
     }
-    Ok(Array { data, shape: shape.iter().map(|&d| d as usize).collect() })
-}
-
-/// Writes `data` with `shape` as a little-endian float64 `.npy` file.
-///
-/// # Errors
-/// I/O errors.
-pub fn write_f64(path: &Path, data: &[f64], shape: &[usize]) -> io::Result<()> {
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
-    w.extend(data.iter().copied())?;
-    w.finish()
+    Ok(Array {
+        data,
+        shape: shape.iter().map(|&d| d as usize).collect(),
+    })
 }

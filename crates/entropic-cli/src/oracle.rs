@@ -23,7 +23,10 @@ pub struct CaseError {
 
 impl CaseError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -71,14 +74,22 @@ pub enum Dtype {
 /// (JSON has no literal for them).
 fn number(v: &Value, field: &str) -> R<f64> {
     match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| CaseError::new(field, format!("{n} is not a number"))),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| CaseError::new(field, format!("{n} is not a number"))),
         Value::String(s) => match s.as_str() {
             "inf" | "+inf" | "Infinity" => Ok(f64::INFINITY),
             "-inf" | "-Infinity" => Ok(f64::NEG_INFINITY),
             "nan" | "NaN" => Ok(f64::NAN),
-            other => Err(CaseError::new(field, format!("\"{other}\" is not a number (use a number, \"inf\", \"-inf\" or \"nan\")"))),
+            other => Err(CaseError::new(
+                field,
+                format!("\"{other}\" is not a number (use a number, \"inf\", \"-inf\" or \"nan\")"),
+            )),
         },
-        other => Err(CaseError::new(field, format!("expected a number, found {}", kind(other)))),
+        other => Err(CaseError::new(
+            field,
+            format!("expected a number, found {}", kind(other)),
+        )),
     }
 }
 
@@ -137,14 +148,26 @@ fn array(v: &Value, field: &str, base: &Path) -> R<Array> {
                         data.push(number(x, &format!("{field}[{i}][{j}]"))?);
                     }
                 }
-                Ok(Array { data, shape: vec![items.len(), c.unwrap_or(0)] })
+                Ok(Array {
+                    data,
+                    shape: vec![items.len(), c.unwrap_or(0)],
+                })
             } else {
-                let data =
-                    items.iter().enumerate().map(|(i, x)| number(x, &format!("{field}[{i}]"))).collect::<R<Vec<_>>>()?;
-                Ok(Array { shape: vec![data.len()], data })
+                let data = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| number(x, &format!("{field}[{i}]")))
+                    .collect::<R<Vec<_>>>()?;
+                Ok(Array {
+                    shape: vec![data.len()],
+                    data,
+                })
             }
         }
-        other => Err(CaseError::new(field, format!("expected an array, found {}", kind(other)))),
+        other => Err(CaseError::new(
+            field,
+            format!("expected an array, found {}", kind(other)),
+        )),
     }
 }
 
@@ -159,7 +182,12 @@ impl<'a> Params<'a> {
         let map = match case.get("params") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
-            Some(other) => return Err(CaseError::new("params", format!("expected an object, found {}", kind(other)))),
+            Some(other) => {
+                return Err(CaseError::new(
+                    "params",
+                    format!("expected an object, found {}", kind(other)),
+                ));
+            }
         };
         if let Some(m) = map {
             for k in m.keys() {
@@ -187,17 +215,26 @@ impl<'a> Params<'a> {
         match self.get(k) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(CaseError::new(format!("params.{k}"), format!("expected true or false, found {}", kind(other)))),
+            Some(other) => Err(CaseError::new(
+                format!("params.{k}"),
+                format!("expected true or false, found {}", kind(other)),
+            )),
         }
     }
 
     fn vec(&self, k: &str) -> R<Option<Vec<f64>>> {
         match self.get(k) {
             None => Ok(None),
-            Some(Value::Array(xs)) => {
-                xs.iter().enumerate().map(|(i, x)| number(x, &format!("params.{k}[{i}]"))).collect::<R<Vec<_>>>().map(Some)
-            }
-            Some(other) => Err(CaseError::new(format!("params.{k}"), format!("expected an array, found {}", kind(other)))),
+            Some(Value::Array(xs)) => xs
+                .iter()
+                .enumerate()
+                .map(|(i, x)| number(x, &format!("params.{k}[{i}]")))
+                .collect::<R<Vec<_>>>()
+                .map(Some),
+            Some(other) => Err(CaseError::new(
+                format!("params.{k}"),
+                format!("expected an array, found {}", kind(other)),
+            )),
         }
     }
 
@@ -207,7 +244,10 @@ impl<'a> Params<'a> {
             Some(Value::Number(n)) => n
                 .as_i64()
                 .ok_or_else(|| CaseError::new(format!("params.{k}"), format!("{n} is not an integer"))),
-            Some(other) => Err(CaseError::new(format!("params.{k}"), format!("expected an integer, found {}", kind(other)))),
+            Some(other) => Err(CaseError::new(
+                format!("params.{k}"),
+                format!("expected an integer, found {}", kind(other)),
+            )),
         }
     }
 
@@ -220,11 +260,17 @@ impl<'a> Params<'a> {
                 "mean" => Reduction::Mean,
                 "batchmean" => Reduction::BatchMean,
                 other => {
-                    return Err(CaseError::new("params.reduction", format!("unknown reduction \"{other}\"")));
+                    return Err(CaseError::new(
+                        "params.reduction",
+                        format!("unknown reduction \"{other}\""),
+                    ));
                 }
             },
             Some(other) => {
-                return Err(CaseError::new("params.reduction", format!("expected a string, found {}", kind(other))));
+                return Err(CaseError::new(
+                    "params.reduction",
+                    format!("expected a string, found {}", kind(other)),
+                ));
             }
         };
         if !allowed.contains(&r) {
@@ -265,13 +311,19 @@ fn class_targets(target: &Array, ignore_index: i64) -> R<Vec<usize>> {
         .enumerate()
         .map(|(i, &v)| {
             if v.fract() != 0.0 || !v.is_finite() {
-                return Err(CaseError::new(format!("target[{i}]"), format!("{v} is not a class index")));
+                return Err(CaseError::new(
+                    format!("target[{i}]"),
+                    format!("{v} is not a class index"),
+                ));
             }
             let k = v as i64;
             if k == ignore_index {
                 Ok(usize::MAX)
             } else if k < 0 {
-                Err(CaseError::new(format!("target[{i}]"), format!("class index {k} is negative and not ignore_index")))
+                Err(CaseError::new(
+                    format!("target[{i}]"),
+                    format!("class index {k} is negative and not ignore_index"),
+                ))
             } else {
                 Ok(k as usize)
             }
@@ -321,16 +373,29 @@ fn loss_result<T: Float>(out: LossOutput<T>, grad: &[T], shape: &[usize]) -> Map
 pub fn evaluate(case: &Map<String, Value>, base: &Path) -> R<Map<String, Value>> {
     let loss = match required(case, "loss")? {
         Value::String(s) => s.as_str(),
-        other => return Err(CaseError::new("loss", format!("expected a string, found {}", kind(other)))),
+        other => {
+            return Err(CaseError::new(
+                "loss",
+                format!("expected a string, found {}", kind(other)),
+            ));
+        }
     };
     let dtype = match case.get("dtype") {
         None => Dtype::F64,
         Some(Value::String(s)) if s == "f64" || s == "float64" => Dtype::F64,
         Some(Value::String(s)) if s == "f32" || s == "float32" => Dtype::F32,
-        Some(other) => return Err(CaseError::new("dtype", format!("expected \"f32\" or \"f64\", found {other}"))),
+        Some(other) => {
+            return Err(CaseError::new(
+                "dtype",
+                format!("expected \"f32\" or \"f64\", found {other}"),
+            ));
+        }
     };
     if !LOSSES.contains(&loss) {
-        return Err(CaseError::new("loss", format!("unknown loss \"{loss}\" (known: {})", LOSSES.join(", "))));
+        return Err(CaseError::new(
+            "loss",
+            format!("unknown loss \"{loss}\" (known: {})", LOSSES.join(", ")),
+        ));
     }
     match dtype {
         Dtype::F64 => evaluate_typed::<f64>(loss, case, base),
@@ -341,7 +406,10 @@ pub fn evaluate(case: &Map<String, Value>, base: &Path) -> R<Map<String, Value>>
 fn batch_of<'a, T>(data: &'a [T], a: &Array, field: &str) -> R<Batch<'a, T>> {
     let (n, c) = a.rows_cols();
     if a.shape.len() > 2 {
-        return Err(CaseError::new(field, format!("expected 1 or 2 dimensions, found shape {:?}", a.shape)));
+        return Err(CaseError::new(
+            field,
+            format!("expected 1 or 2 dimensions, found shape {:?}", a.shape),
+        ));
     }
     Batch::new(data, n, c).map_err(|e| CaseError::new(field, e.to_string()))
 }
@@ -364,10 +432,14 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
             let (out, grad) = if target.shape.len() == 1 {
                 let ignore = p.int("ignore_index", -100)?;
                 let classes = class_targets(&target, ignore)?;
-                ce.with_ignore_index(Some(usize::MAX)).loss_and_grad(b, Targets::<f64>::Classes(&classes))?
+                ce.with_ignore_index(Some(usize::MAX))
+                    .loss_and_grad(b, Targets::<f64>::Classes(&classes))?
             } else {
                 if p.get("ignore_index").is_some() {
-                    return Err(CaseError::new("params.ignore_index", "only applies to class-index targets"));
+                    return Err(CaseError::new(
+                        "params.ignore_index",
+                        "only applies to class-index targets",
+                    ));
                 }
                 let t: Vec<T> = cast(&target.data);
                 ce.loss_and_grad(b, Targets::Probabilities(batch_of(&t, &target, "target")?))?
@@ -379,7 +451,10 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
             let logits = arr("logits")?;
             let target = arr("target")?;
             if target.shape != logits.shape {
-                return Err(CaseError::new("target", format!("shape {:?} differs from logits {:?}", target.shape, logits.shape)));
+                return Err(CaseError::new(
+                    "target",
+                    format!("shape {:?} differs from logits {:?}", target.shape, logits.shape),
+                ));
             }
             let mut l = BinaryCrossEntropyWithLogits::new()
                 .with_reduction(p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean])?);
@@ -399,9 +474,15 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
             let input = arr("logits")?;
             let target = arr("target")?;
             if target.shape != input.shape {
-                return Err(CaseError::new("target", format!("shape {:?} differs from logits {:?}", target.shape, input.shape)));
+                return Err(CaseError::new(
+                    "target",
+                    format!("shape {:?} differs from logits {:?}", target.shape, input.shape),
+                ));
             }
-            let r = p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean])?;
+            let r = p.reduction(
+                Reduction::Mean,
+                &[Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean],
+            )?;
             let kl = KlDiv::new(r).with_log_target(p.bool("log_target", false)?);
             let x: Vec<T> = cast(&input.data);
             let y: Vec<T> = cast(&target.data);

@@ -66,7 +66,13 @@ pub fn dual_gradient<L: LossUnderTest>(loss: &L, case: &Case) -> Result<Vec<f64>
             let xs: Vec<Dual64> = x
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| if i == j { Dual64::from_re(v).derivative() } else { Dual64::from_re(v) })
+                .map(|(i, &v)| {
+                    if i == j {
+                        Dual64::from_re(v).derivative()
+                    } else {
+                        Dual64::from_re(v)
+                    }
+                })
                 .collect();
             loss.value(case, &xs).map(|v| v.eps)
         })
@@ -121,19 +127,55 @@ impl LossChecks {
     /// The five outcomes, ids `{prefix}.value`, `.grad`, `.grad_fd`, `.f32`, `.hessian`.
     pub fn outcomes(self, prefix: &str, statement: &str, domain: &str) -> Vec<Outcome> {
         vec![
-            Outcome::from_tally(format!("{prefix}.value"), format!("kernel = definition: {statement}"), domain, VALUE_KERNEL_VS_DEFINITION, self.value),
-            Outcome::from_tally(format!("{prefix}.grad"), format!("analytic gradient = autodiff of {statement}"), domain, GRADIENT_DUAL, self.gradient),
-            Outcome::from_tally(format!("{prefix}.grad_fd"), format!("analytic gradient = central differences of {statement}"), domain, GRADIENT_FD, self.finite_difference),
-            Outcome::from_tally(format!("{prefix}.f32"), format!("f32 path = f64 path rounded: {statement}"), domain, F32_PATH, self.f32_path),
-            Outcome::from_tally(format!("{prefix}.hessian"), format!("autodiff Hessian = differences of the analytic gradient: {statement}"), domain, HESSIAN_FD, self.hessian),
+            Outcome::from_tally(
+                format!("{prefix}.value"),
+                format!("kernel = definition: {statement}"),
+                domain,
+                VALUE_KERNEL_VS_DEFINITION,
+                self.value,
+            ),
+            Outcome::from_tally(
+                format!("{prefix}.grad"),
+                format!("analytic gradient = autodiff of {statement}"),
+                domain,
+                GRADIENT_DUAL,
+                self.gradient,
+            ),
+            Outcome::from_tally(
+                format!("{prefix}.grad_fd"),
+                format!("analytic gradient = central differences of {statement}"),
+                domain,
+                GRADIENT_FD,
+                self.finite_difference,
+            ),
+            Outcome::from_tally(
+                format!("{prefix}.f32"),
+                format!("f32 path = f64 path rounded: {statement}"),
+                domain,
+                F32_PATH,
+                self.f32_path,
+            ),
+            Outcome::from_tally(
+                format!("{prefix}.hessian"),
+                format!("autodiff Hessian = differences of the analytic gradient: {statement}"),
+                domain,
+                HESSIAN_FD,
+                self.hessian,
+            ),
         ]
     }
 
     /// True when every tally is non-empty and free of failures.
     pub fn passed(&self) -> bool {
-        [&self.value, &self.gradient, &self.finite_difference, &self.f32_path, &self.hessian]
-            .iter()
-            .all(|t| t.cases > 0 && t.failure.is_none())
+        [
+            &self.value,
+            &self.gradient,
+            &self.finite_difference,
+            &self.f32_path,
+            &self.hessian,
+        ]
+        .iter()
+        .all(|t| t.cases > 0 && t.failure.is_none())
     }
 }
 
@@ -154,21 +196,41 @@ pub fn check_loss<L: LossUnderTest>(loss: &L, cases: &[Case], moderate: &[Case])
             }
         };
         match loss.value(case, &case.logits) {
-            Ok(v) => r.value.record(&VALUE_KERNEL_VS_DEFINITION, Measured::between(v64, v), || case.describe()),
+            Ok(v) => r
+                .value
+                .record(&VALUE_KERNEL_VS_DEFINITION, Measured::between(v64, v), || {
+                    case.describe()
+                }),
             Err(e) => fail(&mut r.value, case, e),
         }
         match dual_gradient(loss, case) {
             Ok(d) => {
                 let scale = max_norm(&d).max(max_norm(&g64));
-                let e = g64.iter().zip(&d).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
-                let e = if g64.len() == d.len() { e } else { Measured { ulps: f64::INFINITY, rel: f64::INFINITY } };
-                r.gradient.record(&GRADIENT_DUAL, e, || format!("{}: analytic {g64:?} vs dual {d:?}", case.describe()));
+                let e = g64
+                    .iter()
+                    .zip(&d)
+                    .fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                let e = if g64.len() == d.len() {
+                    e
+                } else {
+                    Measured {
+                        ulps: f64::INFINITY,
+                        rel: f64::INFINITY,
+                    }
+                };
+                r.gradient.record(&GRADIENT_DUAL, e, || {
+                    format!("{}: analytic {g64:?} vs dual {d:?}", case.describe())
+                });
             }
             Err(e) => fail(&mut r.gradient, case, e),
         }
         // f32: the kernel on f32-rounded logits vs the f64 kernel on the same
         // values; logits beyond f32's range have no f32 counterpart.
-        if case.logits.iter().any(|z| z.is_finite() && z.abs() > f64::from(f32::MAX)) {
+        if case
+            .logits
+            .iter()
+            .any(|z| z.is_finite() && z.abs() > f64::from(f32::MAX))
+        {
             continue;
         }
         let rounded: Vec<f64> = case.logits.iter().map(|&v| f64::from(v as f32)).collect();
@@ -177,8 +239,11 @@ pub fn check_loss<L: LossUnderTest>(loss: &L, cases: &[Case], moderate: &[Case])
             (Ok((o32, g32)), Ok((o64, g64))) => {
                 let v32 = o32.unreduced.iter().chain(&o32.reduced).chain(&g32);
                 let v64 = o64.unreduced.iter().chain(&o64.reduced).chain(&g64);
-                let e = v32.zip(v64).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::between_f32(*a, *b as f32)));
-                r.f32_path.record(&F32_PATH, e, || format!("f32-rounded {}", case.describe()));
+                let e = v32
+                    .zip(v64)
+                    .fold(Measured::ZERO, |m, (a, b)| m.max(Measured::between_f32(*a, *b as f32)));
+                r.f32_path
+                    .record(&F32_PATH, e, || format!("f32-rounded {}", case.describe()));
             }
             (Err(e), _) | (_, Err(e)) => fail(&mut r.f32_path, case, e),
         }
@@ -188,16 +253,26 @@ pub fn check_loss<L: LossUnderTest>(loss: &L, cases: &[Case], moderate: &[Case])
         match fd_gradient(loss, case) {
             Ok(d) => {
                 let scale = max_norm(&d).max(max_norm(&g64));
-                let e = g64.iter().zip(&d).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
-                r.finite_difference.record(&GRADIENT_FD, e, || format!("{}: analytic {g64:?} vs fd {d:?}", case.describe()));
+                let e = g64
+                    .iter()
+                    .zip(&d)
+                    .fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                r.finite_difference.record(&GRADIENT_FD, e, || {
+                    format!("{}: analytic {g64:?} vs fd {d:?}", case.describe())
+                });
             }
             Err(e) => fail(&mut r.finite_difference, case, e),
         }
         match (dual_hessian(loss, case), hessian_of_gradient(loss, case)) {
             (Ok(h), Ok(fd)) => {
                 let scale = h.amax().max(fd.amax());
-                let e = h.iter().zip(fd.iter()).fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
-                r.hessian.record(&HESSIAN_FD, e, || format!("{}: dual {h:.6e} vs fd {fd:.6e}", case.describe()));
+                let e = h
+                    .iter()
+                    .zip(fd.iter())
+                    .fold(Measured::ZERO, |m, (a, b)| m.max(Measured::scaled(*a, *b, scale)));
+                r.hessian.record(&HESSIAN_FD, e, || {
+                    format!("{}: dual {h:.6e} vs fd {fd:.6e}", case.describe())
+                });
             }
             (Err(e), _) | (_, Err(e)) => fail(&mut r.hessian, case, e),
         }
@@ -239,7 +314,9 @@ pub fn check_errors<L: LossUnderTest>(loss: &L, bad: &[Case]) -> Tally {
         let x32: Vec<f32> = case.logits.iter().map(|&v| v as f32).collect();
         let f = loss.kernel(case, &x32).err().map(|e| e.to_string());
         let ok = k.is_some() && k == d && f.is_some();
-        t.require(ok, || format!("{}: kernel {k:?}, dual {d:?}, f32 {f:?}", case.describe()));
+        t.require(ok, || {
+            format!("{}: kernel {k:?}, dual {d:?}, f32 {f:?}", case.describe())
+        });
     }
     t
 }

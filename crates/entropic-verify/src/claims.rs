@@ -73,6 +73,13 @@ pub const MONTE_CARLO: Tolerance = Tolerance::relative(
      alarm < 1e-6); the reported rel is the distance in standard errors / 1e6 (0 means inside)",
 );
 
+/// A function of two probability vectors that may fail (`None`).
+pub type PairFn<'a> = &'a dyn Fn(&[f64], &[f64]) -> Option<f64>;
+/// A property of two probability vectors: `Err(detail)` where it fails.
+pub type PairProperty<'a> = &'a dyn Fn(&[f64], &[f64]) -> Result<(), String>;
+/// Pairs of values (computed, expected) from one logit row.
+pub type RowPairs<'a> = &'a dyn Fn(&[f64]) -> Vec<(f64, f64)>;
+
 /// Records `|a − b|` relative to `scale`.
 fn eq_scaled(t: &mut Tally, tol: &Tolerance, a: f64, b: f64, scale: f64, input: impl FnOnce() -> String) {
     t.record(tol, Measured::scaled(a, b, scale.max(f64::MIN_POSITIVE)), input);
@@ -111,12 +118,7 @@ fn sum_abs(p: &[f64], q: &[f64]) -> f64 {
 }
 
 /// Family: `lhs(p, q) = rhs(p, q)` on pairs of probability vectors.
-pub fn equal_on_pairs(
-    inputs: &mut Inputs,
-    tol: &Tolerance,
-    lhs: &dyn Fn(&[f64], &[f64]) -> Option<f64>,
-    rhs: &dyn Fn(&[f64], &[f64]) -> Option<f64>,
-) -> Tally {
+pub fn equal_on_pairs(inputs: &mut Inputs, tol: &Tolerance, lhs: PairFn<'_>, rhs: PairFn<'_>) -> Tally {
     let mut t = Tally::default();
     for (p, q) in simplex_pairs(inputs, 200) {
         match (lhs(&p, &q), rhs(&p, &q)) {
@@ -128,11 +130,13 @@ pub fn equal_on_pairs(
 }
 
 /// Family: `pred(p, q)` returns `Err(detail)` where the claim fails.
-pub fn holds_on_pairs(inputs: &mut Inputs, pred: &dyn Fn(&[f64], &[f64]) -> Result<(), String>) -> Tally {
+pub fn holds_on_pairs(inputs: &mut Inputs, pred: PairProperty<'_>) -> Tally {
     let mut t = Tally::default();
     for (p, q) in simplex_pairs(inputs, 200) {
         let r = pred(&p, &q);
-        t.require(r.is_ok(), || format!("p={p:?} q={q:?}: {}", r.err().unwrap_or_default()));
+        t.require(r.is_ok(), || {
+            format!("p={p:?} q={q:?}: {}", r.err().unwrap_or_default())
+        });
     }
     t
 }
@@ -148,14 +152,16 @@ pub fn logit_rows(inputs: &mut Inputs, n: usize) -> Vec<Vec<f64>> {
 }
 
 /// Family: `f(row)` returns pairs `(a, b)` that must agree within `tol` (ulps).
-pub fn equal_on_rows(inputs: &mut Inputs, tol: &Tolerance, f: &dyn Fn(&[f64]) -> Vec<(f64, f64)>) -> Tally {
+pub fn equal_on_rows(inputs: &mut Inputs, tol: &Tolerance, f: RowPairs<'_>) -> Tally {
     let mut t = Tally::default();
     for row in logit_rows(inputs, 200) {
         let pairs = f(&row);
         if pairs.is_empty() {
             t.require(false, || format!("row {row:?}: evaluation failed"));
         }
-        let e = pairs.iter().fold(Measured::ZERO, |m, &(a, b)| m.max(Measured::between(a, b)));
+        let e = pairs
+            .iter()
+            .fold(Measured::ZERO, |m, &(a, b)| m.max(Measured::between(a, b)));
         t.record(tol, e, || format!("row {row:?}"));
     }
     t
@@ -193,16 +199,23 @@ pub struct RateFit {
 /// `(F(δ) − F(0))/δ` at `δ = 10^-5` with `coef`.
 pub fn limit_rate(err: &dyn Fn(f64) -> f64, coef: f64) -> RateFit {
     let ks: Vec<f64> = (1..=6).map(f64::from).collect();
-    let pts: Vec<(f64, f64)> =
-        ks.iter().map(|k| (-k * std::f64::consts::LN_10, err(10f64.powf(-k)).abs().max(1e-300).ln())).collect();
+    let pts: Vec<(f64, f64)> = ks
+        .iter()
+        .map(|k| (-k * std::f64::consts::LN_10, err(10f64.powf(-k)).abs().max(1e-300).ln()))
+        .collect();
     let n = pts.len() as f64;
     let (sx, sy) = pts.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
-    let (sxy, sxx) = pts.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + (x - mx) * (y - my), b + (x - mx) * (x - mx)));
+    let (sxy, sxx) = pts.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
     let order = sxy / sxx;
     let d = 1e-5;
     let c = err(d) / d;
-    RateFit { order, coefficient_rel_error: ((c - coef) / coef).abs() }
+    RateFit {
+        order,
+        coefficient_rel_error: ((c - coef) / coef).abs(),
+    }
 }
 
 fn ok<T>(r: entropic::Result<T>) -> Option<T> {
@@ -219,9 +232,11 @@ fn check_information(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
     }
     for w in xs.windows(2) {
         let (p, q) = (w[0], w[1]);
-        if let (Some(a), Some(b), Some(c)) =
-            (ok(entropic::information(p * q)), ok(entropic::information(p)), ok(entropic::information(q)))
-        {
+        if let (Some(a), Some(b), Some(c)) = (
+            ok(entropic::information(p * q)),
+            ok(entropic::information(p)),
+            ok(entropic::information(q)),
+        ) {
             eq_scaled(&mut t, tol, a, b + c, a.abs().max(1.0), || format!("p={p:e} q={q:e}"));
         } else {
             t.require(false, || format!("information failed at p={p:e} q={q:e}"));
@@ -244,7 +259,11 @@ fn check_entropy_bounds(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
         let h = entropic::entropy(p).map_err(|e| e.to_string())?;
         let ln_n = (p.len() as f64).ln();
         let slack = 64.0 * f64::EPSILON * ln_n.max(1.0);
-        if h < -slack || h > ln_n + slack { Err(format!("H = {h} outside [0, ln n = {ln_n}]")) } else { Ok(()) }
+        if h < -slack || h > ln_n + slack {
+            Err(format!("H = {h} outside [0, ln n = {ln_n}]"))
+        } else {
+            Ok(())
+        }
     });
     for n in [1usize, 2, 3, 10, 1000] {
         let u = vec![1.0 / n as f64; n];
@@ -255,9 +274,12 @@ fn check_entropy_bounds(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
 }
 
 fn check_bits(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
-    equal_on_pairs(inputs, tol, &|p, _| ok(entropic::entropy(p)).map(|h| entropic::Base::Bits.from_nats(h)), &|p, _| {
-        Some(-p.iter().filter(|&&x| x > 0.0).map(|&x| x * x.log2()).sum::<f64>())
-    })
+    equal_on_pairs(
+        inputs,
+        tol,
+        &|p, _| ok(entropic::entropy(p)).map(|h| entropic::Base::Bits.from_nats(h)),
+        &|p, _| Some(-p.iter().filter(|&&x| x > 0.0).map(|&x| x * x.log2()).sum::<f64>()),
+    )
 }
 
 fn check_ce_decomposition(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
@@ -290,7 +312,9 @@ fn check_kl_asymmetry(_inputs: &mut Inputs, _tol: &Tolerance) -> Tally {
     let (p, q) = ([0.5, 0.5], [0.1, 0.9]);
     let (a, b): (entropic::Result<f64>, entropic::Result<f64>) =
         (entropic::kl_divergence(&p, &q), entropic::kl_divergence(&q, &p));
-    t.require(matches!((&a, &b), (Ok(a), Ok(b)) if (a - b).abs() > 0.1), || format!("KL(P||Q) = {a:?}, KL(Q||P) = {b:?}"));
+    t.require(matches!((&a, &b), (Ok(a), Ok(b)) if (a - b).abs() > 0.1), || {
+        format!("KL(P||Q) = {a:?}, KL(Q||P) = {b:?}")
+    });
     t
 }
 
@@ -302,12 +326,22 @@ fn check_kl_additivity(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
         if p1.len() * p2.len() > 1024 {
             continue;
         }
-        let prod = |a: &[f64], b: &[f64]| a.iter().flat_map(|x| b.iter().map(move |y| x * y)).collect::<Vec<f64>>();
+        let prod = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .flat_map(|x| b.iter().map(move |y| x * y))
+                .collect::<Vec<f64>>()
+        };
         let (pp, qq) = (prod(p1, p2), prod(q1, q2));
-        match (entropic::kl_divergence(&pp, &qq), entropic::kl_divergence(p1, q1), entropic::kl_divergence(p2, q2)) {
+        match (
+            entropic::kl_divergence(&pp, &qq),
+            entropic::kl_divergence(p1, q1),
+            entropic::kl_divergence(p2, q2),
+        ) {
             (Ok(a), Ok(b), Ok(c)) => {
                 let scale = sum_abs(&pp, &qq);
-                eq_scaled(&mut t, tol, a, b + c, scale, || format!("P1={p1:?} Q1={q1:?} P2={p2:?} Q2={q2:?}"));
+                eq_scaled(&mut t, tol, a, b + c, scale, || {
+                    format!("P1={p1:?} Q1={q1:?} P2={p2:?} Q2={q2:?}")
+                });
             }
             (a, b, c) => t.require(false, || format!("KL failed: {a:?} {b:?} {c:?}")),
         }
@@ -319,7 +353,11 @@ fn check_js_bound(inputs: &mut Inputs, _tol: &Tolerance) -> Tally {
     holds_on_pairs(inputs, &|p, q| {
         let js = entropic::js_divergence(p, q).map_err(|e| e.to_string())?;
         let slack = 64.0 * f64::EPSILON;
-        if js < -slack || js > std::f64::consts::LN_2 + slack { Err(format!("JS = {js}")) } else { Ok(()) }
+        if js < -slack || js > std::f64::consts::LN_2 + slack {
+            Err(format!("JS = {js}"))
+        } else {
+            Ok(())
+        }
     })
 }
 
@@ -368,8 +406,17 @@ fn check_log_softmax_definition(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
 }
 
 fn softmax_jacobian_dual(row: &[f64], i: usize) -> Option<Vec<f64>> {
-    let z: Vec<Dual64> =
-        row.iter().enumerate().map(|(k, &v)| if k == i { Dual64::from_re(v).derivative() } else { Dual64::from_re(v) }).collect();
+    let z: Vec<Dual64> = row
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            if k == i {
+                Dual64::from_re(v).derivative()
+            } else {
+                Dual64::from_re(v)
+            }
+        })
+        .collect();
     entropic::softmax(&z).ok().map(|a| a.iter().map(|d| d.eps).collect())
 }
 
@@ -399,8 +446,12 @@ fn check_ce_gradient_sums_to_zero(inputs: &mut Inputs, tol: &Tolerance) -> Tally
         let c = row.len();
         let p = inputs.simplex(c, true);
         let ce = entropic::SoftmaxCrossEntropy::new().with_reduction(entropic::Reduction::Sum);
-        let Ok(b) = entropic::Batch::new(&row, 1, c) else { continue };
-        let Ok(tp) = entropic::Batch::new(&p, 1, c) else { continue };
+        let Ok(b) = entropic::Batch::new(&row, 1, c) else {
+            continue;
+        };
+        let Ok(tp) = entropic::Batch::new(&p, 1, c) else {
+            continue;
+        };
         match ce.loss_and_grad(b, entropic::Targets::Probabilities(tp)) {
             Ok((_, g)) => {
                 let s: f64 = g.iter().sum();
@@ -418,7 +469,12 @@ fn check_statrs_entropy(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
     use statrs::statistics::Distribution;
     let mut t = Tally::default();
     for (p, _) in simplex_pairs(inputs, 100) {
-        match (statrs::distribution::Categorical::new(&p).ok().and_then(|c| c.entropy()), entropic::entropy(&p)) {
+        match (
+            statrs::distribution::Categorical::new(&p)
+                .ok()
+                .and_then(|c| c.entropy()),
+            entropic::entropy(&p),
+        ) {
             (Some(a), Ok(b)) => eq_scaled(&mut t, tol, b, a, sum_abs(&p, &p), || format!("p={p:?}")),
             (a, b) => t.require(false, || format!("p={p:?}: statrs {a:?}, entropic {b:?}")),
         }
@@ -440,13 +496,17 @@ fn check_monte_carlo_cross_entropy(inputs: &mut Inputs, _tol: &Tolerance) -> Tal
             continue;
         };
         let samples = 20_000;
-        let draws: Vec<f64> = (0..samples).map(|_| -q[Distribution::<usize>::sample(&cat, &mut rng)].ln()).collect();
+        let draws: Vec<f64> = (0..samples)
+            .map(|_| -q[Distribution::<usize>::sample(&cat, &mut rng)].ln())
+            .collect();
         let mean = draws.iter().sum::<f64>() / samples as f64;
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (samples - 1) as f64;
         let se = (var / samples as f64).sqrt();
         let exact = entropic::cross_entropy(&p, &q).unwrap_or(f64::NAN);
         let z = (mean - exact).abs() / se;
-        t.require(z <= 5.0, || format!("p={p:?} q={q:?}: MC {mean} vs exact {exact}, {z:.1} standard errors"));
+        t.require(z <= 5.0, || {
+            format!("p={p:?} q={q:?}: MC {mean} vs exact {exact}, {z:.1} standard errors")
+        });
     }
     t
 }
@@ -458,7 +518,10 @@ pub fn registry() -> Vec<Claim> {
             id: "information.additive",
             statement: r"I(pq) = I(p) + I(q),\quad I(p) = -\ln p",
             domain: "p, q log-spaced in [1e-150, 1] (pq stays normal) and seeded log-uniform in [1e-12, 1]",
-            tolerance: Tolerance::relative(4.0 * f64::EPSILON, "three logarithms, each within 1 ulp, and one addition; relative to max(|I(pq)|, 1)"),
+            tolerance: Tolerance::relative(
+                4.0 * f64::EPSILON,
+                "three logarithms, each within 1 ulp, and one addition; relative to max(|I(pq)|, 1)",
+            ),
             check: check_information,
         },
         Claim {
@@ -472,7 +535,10 @@ pub fn registry() -> Vec<Claim> {
             id: "entropy.bounds",
             statement: r"0 \le H(P) \le \ln n,\ \text{equality at } P = U_n",
             domain: "probability vectors of length 1..64; uniform n ∈ {1, 2, 3, 10, 1000}",
-            tolerance: Tolerance::relative(1000.0 * f64::EPSILON, "H(U_n) sums n ≤ 1000 terms (1/n)·ln n, 1/n rounded: a sequential sum of n rounded terms is within n·ε relative"),
+            tolerance: Tolerance::relative(
+                1000.0 * f64::EPSILON,
+                "H(U_n) sums n ≤ 1000 terms (1/n)·ln n, 1/n rounded: a sequential sum of n rounded terms is within n·ε relative",
+            ),
             check: check_entropy_bounds,
         },
         Claim {
@@ -507,7 +573,10 @@ pub fn registry() -> Vec<Claim> {
             id: "kl.additive",
             statement: r"D_{KL}(P_1 \otimes P_2 \,\|\, Q_1 \otimes Q_2) = D_{KL}(P_1\|Q_1) + D_{KL}(P_2\|Q_2)",
             domain: "consecutive pairs of probability vectors, product size ≤ 1024",
-            tolerance: Tolerance::relative(1e-12, "the product distribution's KL sums up to 1024 terms whose products p1·p2 are rounded once: ≤ 1024·ε·Σ|terms|"),
+            tolerance: Tolerance::relative(
+                1e-12,
+                "the product distribution's KL sums up to 1024 terms whose products p1·p2 are rounded once: ≤ 1024·ε·Σ|terms|",
+            ),
             check: check_kl_additivity,
         },
         Claim {
@@ -535,28 +604,40 @@ pub fn registry() -> Vec<Claim> {
             id: "log_softmax.definition",
             statement: r"\ln \mathrm{softmax}(z)_i = z_i - \ln\sum_j e^{z_j}",
             domain: "as softmax.normalized",
-            tolerance: Tolerance::relative(4.0 * f64::EPSILON, "both sides subtract the same log-sum-exp (each within 1 ulp) from z_i; relative to |z_i| + |lse|"),
+            tolerance: Tolerance::relative(
+                4.0 * f64::EPSILON,
+                "both sides subtract the same log-sum-exp (each within 1 ulp) from z_i; relative to |z_i| + |lse|",
+            ),
             check: check_log_softmax_definition,
         },
         Claim {
             id: "softmax.jacobian.diagonal",
             statement: r"\partial a_i / \partial z_i = a_i (1 - a_i)",
             domain: "as softmax.normalized (autodiff of the generic softmax)",
-            tolerance: Tolerance::relative(4.0 * f64::EPSILON / 0.25, "entries are bounded by 1/4 in magnitude and each side has absolute error ≤ 4ε (a from exp and a division, then one product): ≤ 4ε relative to the scale 1/4"),
+            tolerance: Tolerance::relative(
+                4.0 * f64::EPSILON / 0.25,
+                "entries are bounded by 1/4 in magnitude and each side has absolute error ≤ 4ε (a from exp and a division, then one product): ≤ 4ε relative to the scale 1/4",
+            ),
             check: |i, t| check_softmax_jacobian(i, t, true),
         },
         Claim {
             id: "softmax.jacobian.off_diagonal",
             statement: r"\partial a_j / \partial z_i = -a_i a_j \quad (i \ne j)",
             domain: "as softmax.normalized (autodiff of the generic softmax)",
-            tolerance: Tolerance::relative(4.0 * f64::EPSILON / 0.25, "entries are bounded by 1/4 in magnitude and each side has absolute error ≤ 4ε (a from exp and a division, then one product): ≤ 4ε relative to the scale 1/4"),
+            tolerance: Tolerance::relative(
+                4.0 * f64::EPSILON / 0.25,
+                "entries are bounded by 1/4 in magnitude and each side has absolute error ≤ 4ε (a from exp and a division, then one product): ≤ 4ε relative to the scale 1/4",
+            ),
             check: |i, t| check_softmax_jacobian(i, t, false),
         },
         Claim {
             id: "cross_entropy.gradient_sums_to_zero",
             statement: r"\sum_i \partial L / \partial z_i = 0 \quad \text{for } \textstyle\sum_i y_i = 1",
             domain: "logit rows as softmax.normalized with random probability targets",
-            tolerance: Tolerance::relative(1e-15, "c ≤ 64 gradient entries, one of them computed as minus the sum of the others: exact up to the rounding of that sum"),
+            tolerance: Tolerance::relative(
+                1e-15,
+                "c ≤ 64 gradient entries, one of them computed as minus the sum of the others: exact up to the rounding of that sum",
+            ),
             check: check_ce_gradient_sums_to_zero,
         },
         Claim {

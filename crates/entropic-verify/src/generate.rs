@@ -22,7 +22,10 @@ impl Inputs {
             bytes[i] = *b;
             bytes[i + 8] = b.rotate_left(3) ^ 0x5a;
         }
-        Self { rng: TestRng::from_seed(RngAlgorithm::ChaCha, &bytes), extensive }
+        Self {
+            rng: TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+            extensive,
+        }
     }
 
     /// How many random cases to draw: `default`, or 20× in extensive mode.
@@ -72,7 +75,11 @@ impl Inputs {
     pub fn simplex(&mut self, c: usize, zeros: bool) -> Vec<f64> {
         let mut v: Vec<f64> = (0..c)
             .map(|_| {
-                if zeros && c > 1 && self.below(4) == 0 { 0.0 } else { self.log_uniform(1e-3, 1.0) }
+                if zeros && c > 1 && self.below(4) == 0 {
+                    0.0
+                } else {
+                    self.log_uniform(1e-3, 1.0)
+                }
             })
             .collect();
         if v.iter().all(|&x| x == 0.0) {
@@ -82,7 +89,10 @@ impl Inputs {
         let mut p: Vec<f64> = v.iter().map(|x| x / s).collect();
         // Re-normalize the largest entry so the f64 sum is as close to 1 as
         // rounding allows.
-        let (imax, _) = p.iter().enumerate().fold((0, 0.0), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
+        let (imax, _) = p
+            .iter()
+            .enumerate()
+            .fold((0, 0.0), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
         let rest: f64 = p.iter().enumerate().filter(|(i, _)| *i != imax).map(|(_, x)| x).sum();
         p[imax] = 1.0 - rest;
         p
@@ -110,6 +120,8 @@ impl Inputs {
         if k < 2 {
             return vec![lo];
         }
-        (0..k).map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (k - 1) as f64).exp()).collect()
+        (0..k)
+            .map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (k - 1) as f64).exp())
+            .collect()
     }
 }

@@ -49,7 +49,10 @@ pub struct Config {
 impl Default for Config {
     /// Seed 2026, extensive when the environment sets `ENTROPIC_EXTENSIVE=1`.
     fn default() -> Self {
-        Self { seed: 2026, extensive: std::env::var("ENTROPIC_EXTENSIVE").is_ok_and(|v| v == "1") }
+        Self {
+            seed: 2026,
+            extensive: std::env::var("ENTROPIC_EXTENSIVE").is_ok_and(|v| v == "1"),
+        }
     }
 }
 
@@ -71,5 +74,9 @@ pub fn run_with_progress(config: &Config, mut progress: impl FnMut(usize, usize)
     }
     outcomes.extend(losses::run_all(&mut inputs));
     progress(total, total);
-    Report { seed: config.seed, extensive: config.extensive, outcomes }
+    Report {
+        seed: config.seed,
+        extensive: config.extensive,
+        outcomes,
+    }
 }

@@ -2,9 +2,7 @@
 //! same way (value, gradient, Hessian, errors) — in the spirit of Stan
 //! Math's `expect_ad`.
 
-use entropic::{
-    Batch, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy, Targets,
-};
+use entropic::{Batch, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy, Targets};
 
 /// The targets of a test case.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +104,9 @@ impl LossUnderTest for Loss {
             }
             (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.loss_and_grad(b, Batch::new(y, case.n, case.c)?),
             (Loss::KlDiv(l), Target::Dense(p)) => l.loss_and_grad(b, Batch::new(p, case.n, case.c)?),
-            _ => Err(Error::IncompatibleOptions("this loss does not take class-index targets")),
+            _ => Err(Error::IncompatibleOptions(
+                "this loss does not take class-index targets",
+            )),
         }
     }
 
@@ -127,7 +127,11 @@ impl LossUnderTest for Loss {
             }
             (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.definition(b, Batch::new(y, case.n, case.c)?)?,
             (Loss::KlDiv(l), Target::Dense(p)) => l.definition(b, Batch::new(p, case.n, case.c)?)?,
-            _ => return Err(Error::IncompatibleOptions("this loss does not take class-index targets")),
+            _ => {
+                return Err(Error::IncompatibleOptions(
+                    "this loss does not take class-index targets",
+                ));
+            }
         };
         Ok(total(out))
     }

@@ -40,7 +40,11 @@ pub struct Configured {
 /// All option combinations of the cross-entropy family.
 pub fn configurations() -> Vec<Configured> {
     let mut v = Vec::new();
-    let reductions = [("mean", Reduction::Mean), ("sum", Reduction::Sum), ("none", Reduction::None)];
+    let reductions = [
+        ("mean", Reduction::Mean),
+        ("sum", Reduction::Sum),
+        ("none", Reduction::None),
+    ];
     for (rname, r) in reductions {
         for (oname, smoothing, weighted, ignore) in [
             ("plain", 0.0, false, false),
@@ -59,12 +63,18 @@ pub fn configurations() -> Vec<Configured> {
                 }
                 if weighted {
                     // Weights for up to 8 classes; cases use c ≤ 8.
-                    ce = ce.with_weight(vec![0.5, 2.0, 1.0, 0.25, 3.0, 1.5, 0.75, 1.25]).unwrap_or_default();
+                    ce = ce
+                        .with_weight(vec![0.5, 2.0, 1.0, 0.25, 3.0, 1.5, 0.75, 1.25])
+                        .unwrap_or_default();
                 }
                 if ignore {
                     ce = ce.with_ignore_index(Some(1));
                 }
-                let k = if kind == TargetKind::Classes { "classes" } else { "probs" };
+                let k = if kind == TargetKind::Classes {
+                    "classes"
+                } else {
+                    "probs"
+                };
                 v.push(Configured {
                     id: format!("grad.ce.{k}.{oname}.{rname}"),
                     statement: format!("softmax cross-entropy ({k}, {oname}, {rname})"),
@@ -74,13 +84,22 @@ pub fn configurations() -> Vec<Configured> {
                 });
             }
         }
-        for (oname, w, pw) in [("plain", false, false), ("weight", true, false), ("pos_weight", false, true), ("both", true, true)] {
+        for (oname, w, pw) in [
+            ("plain", false, false),
+            ("weight", true, false),
+            ("pos_weight", false, true),
+            ("both", true, true),
+        ] {
             let mut l = BinaryCrossEntropyWithLogits::new().with_reduction(r);
             if w {
-                l = l.with_weight(vec![0.5, 2.0, 1.0, 0.25, 3.0, 1.5, 0.75, 1.25]).unwrap_or_default();
+                l = l
+                    .with_weight(vec![0.5, 2.0, 1.0, 0.25, 3.0, 1.5, 0.75, 1.25])
+                    .unwrap_or_default();
             }
             if pw {
-                l = l.with_pos_weight(vec![3.0, 0.5, 1.0, 2.0, 0.1, 1.0, 4.0, 1.0]).unwrap_or_default();
+                l = l
+                    .with_pos_weight(vec![3.0, 0.5, 1.0, 2.0, 0.1, 1.0, 4.0, 1.0])
+                    .unwrap_or_default();
             }
             v.push(Configured {
                 id: format!("grad.bce.{oname}.{rname}"),
@@ -91,10 +110,18 @@ pub fn configurations() -> Vec<Configured> {
             });
         }
     }
-    for (rname, r) in [("mean", Reduction::Mean), ("sum", Reduction::Sum), ("batchmean", Reduction::BatchMean), ("none", Reduction::None)] {
+    for (rname, r) in [
+        ("mean", Reduction::Mean),
+        ("sum", Reduction::Sum),
+        ("batchmean", Reduction::BatchMean),
+        ("none", Reduction::None),
+    ] {
         for log_target in [false, true] {
             v.push(Configured {
-                id: format!("grad.kl_div.{}.{rname}", if log_target { "log_target" } else { "prob_target" }),
+                id: format!(
+                    "grad.kl_div.{}.{rname}",
+                    if log_target { "log_target" } else { "prob_target" }
+                ),
                 statement: format!("kl_div (log_target = {log_target}, {rname})"),
                 loss: Loss::KlDiv(KlDiv::new(r).with_log_target(log_target)),
                 kind: TargetKind::KlDiv,
@@ -115,15 +142,30 @@ pub fn case(inputs: &mut Inputs, kind: TargetKind, n: usize, c: usize, logits: V
             if c > 1 && y.iter().all(|&k| k == 1) {
                 y[0] = 0;
             }
-            Case { n, c, logits, target: Target::Classes(y) }
+            Case {
+                n,
+                c,
+                logits,
+                target: Target::Classes(y),
+            }
         }
         TargetKind::Probabilities => {
             let p = (0..n).flat_map(|_| inputs.simplex(c, true)).collect();
-            Case { n, c, logits, target: Target::Dense(p) }
+            Case {
+                n,
+                c,
+                logits,
+                target: Target::Dense(p),
+            }
         }
         TargetKind::Binary => {
             let y = (0..n * c).map(|_| inputs.pick(&[0.0, 1.0, 0.3, 0.85])).collect();
-            Case { n, c, logits, target: Target::Dense(y) }
+            Case {
+                n,
+                c,
+                logits,
+                target: Target::Dense(y),
+            }
         }
         TargetKind::KlDiv => {
             let ln_q: Vec<f64> = logits
@@ -131,7 +173,12 @@ pub fn case(inputs: &mut Inputs, kind: TargetKind, n: usize, c: usize, logits: V
                 .flat_map(|row| entropic::log_softmax(row).unwrap_or_else(|_| vec![0.0; row.len()]))
                 .collect();
             let p = (0..n).flat_map(|_| inputs.simplex(c, true)).collect();
-            Case { n, c, logits: ln_q, target: Target::Dense(p) }
+            Case {
+                n,
+                c,
+                logits: ln_q,
+                target: Target::Dense(p),
+            }
         }
     }
 }
@@ -171,34 +218,91 @@ pub fn bad_cases(kind: TargetKind) -> Vec<Case> {
     let dense = |v: Vec<f64>| Target::Dense(v);
     match kind {
         TargetKind::Classes => vec![
-            Case { n: 1, c: 2, logits: vec![0.0, f64::NAN], target: Target::Classes(vec![0]) },
-            Case { n: 1, c: 2, logits: vec![0.0, f64::INFINITY], target: Target::Classes(vec![0]) },
-            Case { n: 1, c: 2, logits: vec![0.0, 1.0], target: Target::Classes(vec![9]) },
-            Case { n: 2, c: 2, logits: vec![0.0, 1.0, 2.0, 3.0], target: Target::Classes(vec![0]) },
-            Case { n: 1, c: 2, logits: vec![f64::NEG_INFINITY; 2], target: Target::Classes(vec![0]) },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, f64::NAN],
+                target: Target::Classes(vec![0]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, f64::INFINITY],
+                target: Target::Classes(vec![0]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, 1.0],
+                target: Target::Classes(vec![9]),
+            },
+            Case {
+                n: 2,
+                c: 2,
+                logits: vec![0.0, 1.0, 2.0, 3.0],
+                target: Target::Classes(vec![0]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![f64::NEG_INFINITY; 2],
+                target: Target::Classes(vec![0]),
+            },
         ],
         TargetKind::Probabilities | TargetKind::KlDiv => vec![
-            Case { n: 1, c: 2, logits: vec![0.0, f64::NAN], target: dense(vec![0.5, 0.5]) },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, f64::NAN],
+                target: dense(vec![0.5, 0.5]),
+            },
             Case {
                 n: 1,
                 c: 2,
                 logits: vec![-1.0, -1.0],
                 target: dense(vec![if kind == TargetKind::KlDiv { f64::INFINITY } else { -0.5 }, 1.5]),
             },
-            Case { n: 1, c: 2, logits: vec![-1.0, -1.0], target: dense(vec![0.5]) },
-            Case { n: 1, c: 2, logits: vec![-1.0, -1.0], target: dense(vec![f64::NAN, 0.5]) },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![-1.0, -1.0],
+                target: dense(vec![0.5]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![-1.0, -1.0],
+                target: dense(vec![f64::NAN, 0.5]),
+            },
         ],
         TargetKind::Binary => vec![
-            Case { n: 1, c: 2, logits: vec![0.0, f64::NAN], target: dense(vec![0.5, 0.5]) },
-            Case { n: 1, c: 2, logits: vec![0.0, 1.0], target: dense(vec![0.5, 1.5]) },
-            Case { n: 1, c: 2, logits: vec![0.0, 1.0], target: dense(vec![0.5]) },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, f64::NAN],
+                target: dense(vec![0.5, 0.5]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, 1.0],
+                target: dense(vec![0.5, 1.5]),
+            },
+            Case {
+                n: 1,
+                c: 2,
+                logits: vec![0.0, 1.0],
+                target: dense(vec![0.5]),
+            },
         ],
     }
 }
 
 /// Agreement on errors between plain and dual paths.
-pub const ERRORS_AGREE: Tolerance =
-    Tolerance::ulps(0.0, "an error is a yes/no outcome: the kernels and the dual definition must reject each bad input with the same message");
+pub const ERRORS_AGREE: Tolerance = Tolerance::ulps(
+    0.0,
+    "an error is a yes/no outcome: the kernels and the dual definition must reject each bad input with the same message",
+);
 
 /// Runs `check_loss` and `check_errors` on every configuration.
 pub fn run_all(inputs: &mut Inputs) -> Vec<Outcome> {

@@ -38,7 +38,11 @@ impl Outcome {
         tally: Tally,
     ) -> Self {
         let (max_error, worst_input) = tally.worst.unwrap_or((Measured::ZERO, String::new()));
-        let failure = if tally.cases == 0 { Some("no case was tried".to_string()) } else { tally.failure };
+        let failure = if tally.cases == 0 {
+            Some("no case was tried".to_string())
+        } else {
+            tally.failure
+        };
         Self {
             id: id.into(),
             statement: statement.into(),
@@ -84,7 +88,11 @@ impl Report {
         s.push_str(&"-".repeat(96));
         s.push('\n');
         for o in &self.outcomes {
-            let ulps = if o.max_error.ulps.is_finite() { format!("{}", o.max_error.ulps) } else { "inf".into() };
+            let ulps = if o.max_error.ulps.is_finite() {
+                format!("{}", o.max_error.ulps)
+            } else {
+                "inf".into()
+            };
             s.push_str(&format!(
                 "{:<40} {:>7} {:>10} {:>10.2e} {:>16}  {}\n",
                 o.id,

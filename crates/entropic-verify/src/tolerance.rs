@@ -24,11 +24,17 @@ pub struct Tolerance {
 impl Tolerance {
     /// An ulp bound with its reason.
     pub const fn ulps(n: f64, reason: &'static str) -> Self {
-        Self { bound: Bound::Ulps(n), reason }
+        Self {
+            bound: Bound::Ulps(n),
+            reason,
+        }
     }
     /// A relative bound with its reason.
     pub const fn relative(r: f64, reason: &'static str) -> Self {
-        Self { bound: Bound::Relative(r), reason }
+        Self {
+            bound: Bound::Relative(r),
+            reason,
+        }
     }
     /// Whether a measured error is within the bound.
     pub fn admits(&self, e: &Measured) -> bool {
@@ -73,9 +79,16 @@ impl Measured {
             return Self::ZERO;
         }
         if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
-            return Self { ulps: f64::INFINITY, rel: f64::INFINITY };
+            return Self {
+                ulps: f64::INFINITY,
+                rel: f64::INFINITY,
+            };
         }
-        let rel = if scale > 0.0 { (a - b).abs() / scale } else { f64::INFINITY };
+        let rel = if scale > 0.0 {
+            (a - b).abs() / scale
+        } else {
+            f64::INFINITY
+        };
         // In units of the last place of the scale: a gradient entry near 0 is
         // judged against the gradient's largest entry, not its own magnitude.
         let ulps = if scale.is_finite() && scale > 0.0 && scale != a.abs().max(b.abs()) {
@@ -92,19 +105,28 @@ impl Measured {
             return Self::ZERO;
         }
         if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
-            return Self { ulps: f64::INFINITY, rel: f64::INFINITY };
+            return Self {
+                ulps: f64::INFINITY,
+                rel: f64::INFINITY,
+            };
         }
         let key = |x: f32| {
             let bits = x.to_bits() as i32;
             if bits < 0 { i32::MIN - bits } else { bits }
         };
         let rel = (f64::from(a) - f64::from(b)).abs() / f64::from(a.abs().max(b.abs()));
-        Self { ulps: f64::from(key(a).abs_diff(key(b))), rel }
+        Self {
+            ulps: f64::from(key(a).abs_diff(key(b))),
+            rel,
+        }
     }
 
     /// The larger of two errors, component-wise.
     pub fn max(self, other: Self) -> Self {
-        Self { ulps: self.ulps.max(other.ulps), rel: self.rel.max(other.rel) }
+        Self {
+            ulps: self.ulps.max(other.ulps),
+            rel: self.rel.max(other.rel),
+        }
     }
 }
 
@@ -149,7 +171,12 @@ impl Tally {
         if worse || (fails && self.failure.is_none()) {
             let s = input();
             if fails && self.failure.is_none() {
-                self.failure = Some(format!("{s}: error {} ulp / {:.3e} rel exceeds {}", e.ulps, e.rel, tol.describe()));
+                self.failure = Some(format!(
+                    "{s}: error {} ulp / {:.3e} rel exceeds {}",
+                    e.ulps,
+                    e.rel,
+                    tol.describe()
+                ));
             }
             if worse {
                 self.worst = Some((e, s));

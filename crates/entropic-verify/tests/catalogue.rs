@@ -2,7 +2,10 @@
 
 #[test]
 fn default_run_passes_every_claim() {
-    let report = entropic_verify::run(&entropic_verify::Config { seed: 2026, extensive: false });
+    let report = entropic_verify::run(&entropic_verify::Config {
+        seed: 2026,
+        extensive: false,
+    });
     println!("{}", report.to_table());
     assert!(report.passed(), "{}", report.to_table());
     // Every claim tried something.
@@ -11,6 +14,9 @@ fn default_run_passes_every_claim() {
 
 #[test]
 fn another_seed_passes_too() {
-    let report = entropic_verify::run(&entropic_verify::Config { seed: 7, extensive: false });
+    let report = entropic_verify::run(&entropic_verify::Config {
+        seed: 7,
+        extensive: false,
+    });
     assert!(report.passed(), "{}", report.to_table());
 }

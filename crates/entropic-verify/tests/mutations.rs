@@ -12,7 +12,10 @@ use entropic_verify::{Tally, Tolerance};
 
 fn assert_rejects(t: &Tally, what: &str) {
     assert!(t.cases > 0, "{what}: no case tried");
-    let msg = t.failure.as_deref().unwrap_or_else(|| panic!("{what}: the wrong formula was NOT rejected"));
+    let msg = t
+        .failure
+        .as_deref()
+        .unwrap_or_else(|| panic!("{what}: the wrong formula was NOT rejected"));
     assert!(!msg.is_empty(), "{what}: empty failure message");
     println!("{what}: rejected — {}", &msg[..msg.len().min(160)]);
 }
@@ -47,8 +50,11 @@ impl LossUnderTest for Mutant {
     }
 
     fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
-        let Target::Classes(y) = &case.target else { unreachable!() };
-        let v = entropic_verify::loss::total(ce().definition(Batch::new(x, case.n, case.c)?, Targets::<f64>::Classes(y))?);
+        let Target::Classes(y) = &case.target else {
+            unreachable!()
+        };
+        let v =
+            entropic_verify::loss::total(ce().definition(Batch::new(x, case.n, case.c)?, Targets::<f64>::Classes(y))?);
         Ok(match self.0 {
             Mutation::SharedStopGradient => v + D::from_f64(x[0].re() * x[0].re()),
             Mutation::WrongSecondOrder => {
@@ -60,9 +66,17 @@ impl LossUnderTest for Mutant {
     }
 
     fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error> {
-        let Target::Classes(y) = &case.target else { unreachable!() };
+        let Target::Classes(y) = &case.target else {
+            unreachable!()
+        };
         if self.0 == Mutation::AcceptsNaN && x.iter().any(|v| v.re().is_nan()) {
-            return Ok((LossOutput { unreduced: vec![T::round_from(f64::NAN)], reduced: Some(T::round_from(f64::NAN)) }, x.to_vec()));
+            return Ok((
+                LossOutput {
+                    unreduced: vec![T::round_from(f64::NAN)],
+                    reduced: Some(T::round_from(f64::NAN)),
+                },
+                x.to_vec(),
+            ));
         }
         let (mut out, mut g) = ce().loss_and_grad(Batch::new(x, case.n, case.c)?, Targets::<f64>::Classes(y))?;
         let c = case.c;
@@ -112,7 +126,11 @@ fn production_cross_entropy_passes_the_same_checks() {
     let (wide, moderate) = class_cases();
     let r = check_loss(&Loss::SoftmaxCrossEntropy(ce()), &wide, &moderate);
     assert!(r.passed(), "{r:?}");
-    assert!(check_errors(&Loss::SoftmaxCrossEntropy(ce()), &bad_cases(TargetKind::Classes)).failure.is_none());
+    assert!(
+        check_errors(&Loss::SoftmaxCrossEntropy(ce()), &bad_cases(TargetKind::Classes))
+            .failure
+            .is_none()
+    );
 }
 
 #[test]
@@ -134,8 +152,14 @@ fn value_family_rejects_a_missing_max_shift() {
 fn finite_differences_catch_a_bug_shared_by_definition_and_gradient() {
     let (wide, moderate) = class_cases();
     let r = check_loss(&Mutant(Mutation::SharedStopGradient), &wide, &moderate);
-    assert!(r.gradient.failure.is_none(), "autodiff cannot see a stop-gradient bug shared with the analytic form");
-    assert_rejects(&r.finite_difference, "stop-gradient term shared by definition and gradient");
+    assert!(
+        r.gradient.failure.is_none(),
+        "autodiff cannot see a stop-gradient bug shared with the analytic form"
+    );
+    assert_rejects(
+        &r.finite_difference,
+        "stop-gradient term shared by definition and gradient",
+    );
 }
 
 #[test]
@@ -163,7 +187,13 @@ const TOL: Tolerance = claims::INFO_IDENTITY;
 
 fn kl_typo(p: &[f64], q: &[f64]) -> Option<f64> {
     // Σ P·ln P / ln Q, as one widely copied note writes KL.
-    Some(p.iter().zip(q).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * a.ln() / b.ln()).sum())
+    Some(
+        p.iter()
+            .zip(q)
+            .filter(|(a, _)| **a > 0.0)
+            .map(|(a, b)| a * a.ln() / b.ln())
+            .sum(),
+    )
 }
 
 #[test]
@@ -178,9 +208,19 @@ fn identity_family_rejects_the_kl_typo() {
 #[test]
 fn identity_family_rejects_cross_entropy_without_its_minus_sign() {
     let mut inputs = Inputs::new(4, false);
-    let t = equal_on_pairs(&mut inputs, &TOL, &|p, q| Some(p.iter().zip(q).map(|(a, b)| if *a > 0.0 { a * b.ln() } else { 0.0 }).sum()), &|p, q| {
-        Some(entropic::entropy(p).ok()? + entropic::kl_divergence(p, q).ok()?)
-    });
+    let t = equal_on_pairs(
+        &mut inputs,
+        &TOL,
+        &|p, q| {
+            Some(
+                p.iter()
+                    .zip(q)
+                    .map(|(a, b)| if *a > 0.0 { a * b.ln() } else { 0.0 })
+                    .sum(),
+            )
+        },
+        &|p, q| Some(entropic::entropy(p).ok()? + entropic::kl_divergence(p, q).ok()?),
+    );
     assert_rejects(&t, "H(P,Q) = Σ P ln Q");
 }
 
@@ -188,9 +228,12 @@ fn identity_family_rejects_cross_entropy_without_its_minus_sign() {
 fn identity_family_rejects_mixed_index_cross_entropy() {
     // −Σ_j y_i ln a_j with i fixed at the first index: the textbook typo.
     let mut inputs = Inputs::new(5, false);
-    let t = equal_on_pairs(&mut inputs, &TOL, &|p, q| Some(-q.iter().map(|b| p[0] * b.ln()).sum::<f64>()), &|p, q| {
-        entropic::cross_entropy(p, q).ok()
-    });
+    let t = equal_on_pairs(
+        &mut inputs,
+        &TOL,
+        &|p, q| Some(-q.iter().map(|b| p[0] * b.ln()).sum::<f64>()),
+        &|p, q| entropic::cross_entropy(p, q).ok(),
+    );
     assert_rejects(&t, "−Σ_j y_i ln a_j");
 }
 
@@ -198,8 +241,17 @@ fn identity_family_rejects_mixed_index_cross_entropy() {
 fn inequality_family_rejects_a_sign_flipped_kl() {
     let mut inputs = Inputs::new(6, false);
     let t = holds_on_pairs(&mut inputs, &|p, q| {
-        let kl: f64 = p.iter().zip(q).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (b / a).ln()).sum();
-        if kl < -1e-12 { Err(format!("KL = {kl} < 0")) } else { Ok(()) }
+        let kl: f64 = p
+            .iter()
+            .zip(q)
+            .filter(|(a, _)| **a > 0.0)
+            .map(|(a, b)| a * (b / a).ln())
+            .sum();
+        if kl < -1e-12 {
+            Err(format!("KL = {kl} < 0"))
+        } else {
+            Ok(())
+        }
     });
     assert_rejects(&t, "KL = Σ p ln(q/p) (sign flipped)");
 }
@@ -220,10 +272,20 @@ fn derivative_family_rejects_log_t_with_one_plus_t() {
     // log_t(x) = (x^{1+t} − 1)/(1+t) (sign typo); its derivative is x^t, not x^{−t}.
     let t = 0.7;
     let xs = Inputs::spaced(0.01, 100.0, 30);
-    let tally = derivative_identity(&claims::DERIVATIVE_IDENTITY, &xs, &|x| Some(((x.ln() * (1.0 + t)).exp() - 1.0) / (1.0 + t)), &|x| Some(x.powf(-t)));
+    let tally = derivative_identity(
+        &claims::DERIVATIVE_IDENTITY,
+        &xs,
+        &|x| Some(((x.ln() * (1.0 + t)).exp() - 1.0) / (1.0 + t)),
+        &|x| Some(x.powf(-t)),
+    );
     assert_rejects(&tally, "log_t with (1+t)");
     // The correct form passes the same check.
-    let ok = derivative_identity(&claims::DERIVATIVE_IDENTITY, &xs, &|x| Some(((x.ln() * (1.0 - t)).exp() - 1.0) / (1.0 - t)), &|x| Some(x.powf(-t)));
+    let ok = derivative_identity(
+        &claims::DERIVATIVE_IDENTITY,
+        &xs,
+        &|x| Some(((x.ln() * (1.0 - t)).exp() - 1.0) / (1.0 - t)),
+        &|x| Some(x.powf(-t)),
+    );
     assert!(ok.failure.is_none(), "{:?}", ok.failure);
 }
 
@@ -233,7 +295,10 @@ fn limit_rate_family_rejects_a_wrong_coefficient() {
     let x: f64 = 3.0;
     let err = |d: f64| ((x.ln() * d).exp_m1()) / d - x.ln();
     let right = claims::limit_rate(&err, x.ln().powi(2) / 2.0);
-    assert!((right.order - 1.0).abs() < 0.05 && right.coefficient_rel_error < 1e-3, "{right:?}");
+    assert!(
+        (right.order - 1.0).abs() < 0.05 && right.coefficient_rel_error < 1e-3,
+        "{right:?}"
+    );
     let wrong = claims::limit_rate(&err, x.ln().powi(2));
     assert!(wrong.coefficient_rel_error > 0.4, "{wrong:?}");
 }
