@@ -195,10 +195,11 @@ pub struct RateFit {
 
 /// Family: a limit `F(δ) → F(0)` as `δ → 0` that is first order with a
 /// predicted leading coefficient: `F(δ) − F(0) ≈ coef·δ`. Fits the order
-/// over `δ = 10^-1 … 10^-6` (above the rounding floor) and compares
-/// `(F(δ) − F(0))/δ` at `δ = 10^-5` with `coef`.
+/// by least squares on `ln|err|` against `ln δ` over `δ = 10^-k`,
+/// `k = 2 … 10` (at `k = 1` second-order terms still weigh in, beyond 10
+/// rounding does), and compares `err(δ)/δ` at `δ = 10^-6` with `coef`.
 pub fn limit_rate(err: &dyn Fn(f64) -> f64, coef: f64) -> RateFit {
-    let ks: Vec<f64> = (1..=6).map(f64::from).collect();
+    let ks: Vec<f64> = (2..=10).map(f64::from).collect();
     let pts: Vec<(f64, f64)> = ks
         .iter()
         .map(|k| (-k * std::f64::consts::LN_10, err(10f64.powf(-k)).abs().max(1e-300).ln()))
@@ -210,7 +211,7 @@ pub fn limit_rate(err: &dyn Fn(f64) -> f64, coef: f64) -> RateFit {
         (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
     });
     let order = sxy / sxx;
-    let d = 1e-5;
+    let d = 1e-6;
     let c = err(d) / d;
     RateFit {
         order,

@@ -32,6 +32,7 @@ pub mod loss;
 pub mod losses;
 pub mod precise;
 pub mod report;
+pub mod tempered_claims;
 pub mod tolerance;
 
 pub use report::{Outcome, Report};
@@ -65,7 +66,8 @@ pub fn run(config: &Config) -> Report {
 /// As [`run`], calling `progress(done, total)` after each claim group.
 pub fn run_with_progress(config: &Config, mut progress: impl FnMut(usize, usize)) -> Report {
     let mut inputs = generate::Inputs::new(config.seed, config.extensive);
-    let claims = claims::registry();
+    let mut claims = claims::registry();
+    claims.extend(tempered_claims::registry());
     let total = claims.len() + 1;
     let mut outcomes = Vec::new();
     for (i, claim) in claims.iter().enumerate() {

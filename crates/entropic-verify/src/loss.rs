@@ -2,7 +2,10 @@
 //! same way (value, gradient, Hessian, errors) — in the spirit of Stan
 //! Math's `expect_ad`.
 
-use entropic::{Batch, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy, Targets};
+use entropic::{
+    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy,
+    Targets,
+};
 
 /// The targets of a test case.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +80,10 @@ pub enum Loss {
     BinaryCrossEntropy(BinaryCrossEntropyWithLogits),
     /// `KlDiv` with dense targets; the logits of the case are the input log-probabilities.
     KlDiv(KlDiv),
+    /// The bi-tempered logistic loss with class or probability targets.
+    BiTempered(BiTemperedLogisticLoss),
+    /// Its binary variant: one activation per element, labels in [0, 1].
+    BiTemperedBinary(BiTemperedLogisticLoss),
 }
 
 /// The reduced value, or the sum of the unreduced ones for `Reduction::None`.
@@ -104,6 +111,11 @@ impl LossUnderTest for Loss {
             }
             (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.loss_and_grad(b, Batch::new(y, case.n, case.c)?),
             (Loss::KlDiv(l), Target::Dense(p)) => l.loss_and_grad(b, Batch::new(p, case.n, case.c)?),
+            (Loss::BiTempered(l), Target::Classes(y)) => l.loss_and_grad(b, Targets::<f64>::Classes(y)),
+            (Loss::BiTempered(l), Target::Dense(p)) => {
+                l.loss_and_grad(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))
+            }
+            (Loss::BiTemperedBinary(l), Target::Dense(y)) => l.binary_loss_and_grad(b, Batch::new(y, case.n, case.c)?),
             _ => Err(Error::IncompatibleOptions(
                 "this loss does not take class-index targets",
             )),
@@ -115,6 +127,8 @@ impl LossUnderTest for Loss {
             Loss::SoftmaxCrossEntropy(l) => format!("softmax_cross_entropy {l:?}"),
             Loss::BinaryCrossEntropy(l) => format!("binary_cross_entropy_with_logits {l:?}"),
             Loss::KlDiv(l) => format!("kl_div {l:?}"),
+            Loss::BiTempered(l) => format!("bi_tempered_logistic_loss {l:?}"),
+            Loss::BiTemperedBinary(l) => format!("bi_tempered_binary_logistic_loss {l:?}"),
         }
     }
 
@@ -127,6 +141,11 @@ impl LossUnderTest for Loss {
             }
             (Loss::BinaryCrossEntropy(l), Target::Dense(y)) => l.definition(b, Batch::new(y, case.n, case.c)?)?,
             (Loss::KlDiv(l), Target::Dense(p)) => l.definition(b, Batch::new(p, case.n, case.c)?)?,
+            (Loss::BiTempered(l), Target::Classes(y)) => l.definition(b, Targets::<f64>::Classes(y))?,
+            (Loss::BiTempered(l), Target::Dense(p)) => {
+                l.definition(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))?
+            }
+            (Loss::BiTemperedBinary(l), Target::Dense(y)) => l.binary_definition(b, Batch::new(y, case.n, case.c)?)?,
             _ => {
                 return Err(Error::IncompatibleOptions(
                     "this loss does not take class-index targets",

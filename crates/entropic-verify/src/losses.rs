@@ -1,6 +1,6 @@
 //! Every loss and option combination, with the cases it is checked on.
 
-use entropic::{BinaryCrossEntropyWithLogits, KlDiv, Reduction, SoftmaxCrossEntropy};
+use entropic::{BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, KlDiv, Reduction, SoftmaxCrossEntropy};
 
 use crate::ad::{check_errors, check_loss};
 use crate::generate::Inputs;
@@ -129,8 +129,51 @@ pub fn configurations() -> Vec<Configured> {
             });
         }
     }
+    for (t1, t2) in BI_TEMPERED_PAIRS {
+        for (sname, smoothing) in [("plain", 0.0), ("smoothing", 0.1)] {
+            for kind in [TargetKind::Classes, TargetKind::Probabilities] {
+                let Ok(l) = BiTemperedLogisticLoss::new(t1, t2).and_then(|l| l.with_label_smoothing(smoothing)) else {
+                    continue;
+                };
+                let k = if kind == TargetKind::Classes {
+                    "classes"
+                } else {
+                    "probs"
+                };
+                v.push(Configured {
+                    id: format!("grad.bi_tempered.t1_{t1}.t2_{t2}.{k}.{sname}"),
+                    statement: format!("bi-tempered logistic loss (t1 = {t1}, t2 = {t2}, {k}, {sname}, mean)"),
+                    loss: Loss::BiTempered(l),
+                    kind,
+                    // Label smoothing needs at least 2 classes.
+                    classes: (smoothing > 0.0).then_some(5),
+                });
+            }
+        }
+        if let Ok(l) = BiTemperedLogisticLoss::new(t1, t2) {
+            v.push(Configured {
+                id: format!("grad.bi_tempered_binary.t1_{t1}.t2_{t2}"),
+                statement: format!("binary bi-tempered logistic loss (t1 = {t1}, t2 = {t2}, mean)"),
+                loss: Loss::BiTemperedBinary(l),
+                kind: TargetKind::Binary,
+                classes: None,
+            });
+        }
+    }
     v
 }
+
+/// Temperature pairs `(t1, t2)` of the gradient checks: bounded and
+/// unbounded, heavy-tailed and finite-support, t2 < t1, the paper's values.
+pub const BI_TEMPERED_PAIRS: [(f64, f64); 7] = [
+    (0.5, 1.5),
+    (0.8, 1.2),
+    (1.0, 1.0),
+    (0.2, 4.0),
+    (0.9, 0.6),
+    (0.5, 0.8),
+    (0.8, 2.0),
+];
 
 /// Builds a case of the given kind from logits.
 pub fn case(inputs: &mut Inputs, kind: TargetKind, n: usize, c: usize, logits: Vec<f64>) -> Case {

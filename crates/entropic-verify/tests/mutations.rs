@@ -302,3 +302,75 @@ fn limit_rate_family_rejects_a_wrong_coefficient() {
     let wrong = claims::limit_rate(&err, x.ln().powi(2));
     assert!(wrong.coefficient_rel_error > 0.4, "{wrong:?}");
 }
+
+/// The bi-tempered loss with its analytic gradient's escort left
+/// unnormalized: ẽ_i = p_i^{t2} instead of p_i^{t2}/Σ_j p_j^{t2}.
+struct UnnormalizedEscort(entropic::BiTemperedLogisticLoss);
+
+impl LossUnderTest for UnnormalizedEscort {
+    fn name(&self) -> String {
+        "bi-tempered with unnormalized escort".into()
+    }
+
+    fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
+        Loss::BiTempered(self.0.clone()).value(case, x)
+    }
+
+    fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error> {
+        let (out, _) = Loss::BiTempered(self.0.clone()).kernel(case, x)?;
+        let Target::Classes(y) = &case.target else {
+            unreachable!()
+        };
+        let (t1, t2) = (self.0.t1(), self.0.t2());
+        let mut g = Vec::with_capacity(x.len());
+        for (i, row) in x.chunks(case.c).enumerate() {
+            let z: Vec<f64> = row.iter().map(|v| v.re()).collect();
+            let p = entropic::tempered_softmax(&z, t2)?;
+            let yv: Vec<f64> = (0..case.c).map(|j| if j == y[i] { 1.0 } else { 0.0 }).collect();
+            let terms: Vec<f64> = p.iter().zip(&yv).map(|(pj, yj)| (pj - yj) * pj.powf(t2 - t1)).collect();
+            let total: f64 = terms.iter().sum();
+            for (pj, tj) in p.iter().zip(&terms) {
+                g.push(T::round_from((tj - pj.powf(t2) * total) / case.n as f64));
+            }
+        }
+        Ok((out, g))
+    }
+}
+
+#[test]
+fn gradient_family_rejects_an_unnormalized_escort() {
+    let loss = entropic::BiTemperedLogisticLoss::new(0.5, 1.5).unwrap();
+    let mut inputs = Inputs::new(12, false);
+    let (_, moderate) = cases(&mut inputs, TargetKind::Classes, Some(4), 12);
+    // Control: the production loss passes on the same cases.
+    assert!(check_loss(&Loss::BiTempered(loss.clone()), &moderate, &moderate).passed());
+    let r = check_loss(&UnnormalizedEscort(loss), &moderate, &moderate);
+    assert_rejects(&r.gradient, "bi-tempered escort without normalization");
+}
+
+#[test]
+fn hessian_family_rejects_a_hessian_missing_its_label_mass() {
+    use entropic_verify::tempered_claims::{ce_hessian_analytic, check_ce_hessian_with};
+    let tol = Tolerance::relative(1e-14, "as the cross_entropy.hessian claim");
+    let mut inputs = Inputs::new(13, false);
+    let ok = check_ce_hessian_with(&mut inputs, &tol, &ce_hessian_analytic);
+    assert!(ok.failure.is_none(), "{:?}", ok.failure);
+    let mut inputs = Inputs::new(13, false);
+    let wrong = check_ce_hessian_with(&mut inputs, &tol, &|z, _y| {
+        // diag(a) − aaᵀ without the factor Σy (right only for normalized labels).
+        let a = entropic::softmax(z).unwrap_or_default();
+        nalgebra::DMatrix::from_fn(a.len(), a.len(), |i, j| if i == j { a[i] } else { 0.0 } - a[i] * a[j])
+    });
+    assert_rejects(&wrong, "CE Hessian without Σy");
+}
+
+#[test]
+fn normalization_family_rejects_a_tempered_softmax_without_its_normalizer() {
+    // exp_t(a − max a) without solving for λ does not sum to 1.
+    let mut inputs = Inputs::new(14, false);
+    let t = equal_on_rows(&mut inputs, &claims::SOFTMAX_IDENTITY, &|row| {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        vec![(row.iter().map(|a| entropic::exp_t(a - m, 1.5)).sum::<f64>(), 1.0)]
+    });
+    assert_rejects(&t, "tempered softmax without λ");
+}

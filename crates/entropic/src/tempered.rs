@@ -153,11 +153,42 @@ fn exp_t_and_power<T: Real>(x: T, t: f64) -> (T, T) {
     (p, pt)
 }
 
+/// `ln exp_t(u) = ln1p((1 − t)·u)/(1 − t)` (`u` at `t = 1`): the log of a
+/// tempered probability without forming the probability, so that it stays
+/// finite where `exp_t(u)` underflows. `−∞` outside the support (`t < 1`)
+/// and at `u = −∞`, with zero derivative there.
+fn ln_exp_t<T: Real>(u: T, t: f64) -> T {
+    if u.re() == f64::NEG_INFINITY {
+        return T::from_f64(f64::NEG_INFINITY);
+    }
+    if t == 1.0 {
+        return u;
+    }
+    let k = 1.0 - t;
+    let ku = u.scale_f64(k);
+    if ku.re() <= -1.0 {
+        return T::from_f64(if t < 1.0 { f64::NEG_INFINITY } else { f64::INFINITY });
+    }
+    ku.ln_1p() / T::from_f64(k)
+}
+
+/// `log_{t}(p)` from `ln p`: `expm1((1 − t)·ln p)/(1 − t)` (`ln p` at `t = 1`).
+fn log_t_of_ln<T: Real>(ln_p: T, t: f64) -> T {
+    if t == 1.0 {
+        return ln_p;
+    }
+    let k = 1.0 - t;
+    ln_p.scale_f64(k).exp_m1() / T::from_f64(k)
+}
+
 /// The result of normalizing one row with [`TemperedSoftmax::normalize`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemperedNormalization<T> {
     /// `p_i = exp_t(a_i − λ)`, summing to 1.
     pub probabilities: Vec<T>,
+    /// `ln p_i`, computed without forming `p_i` (finite where `p_i`
+    /// underflows to 0 but is positive; `−∞` outside the support).
+    pub log_probabilities: Vec<T>,
     /// The normalizer `λ` (in `T`, with implicit derivatives), `= μ + λ'`
     /// with `μ` the max logit.
     pub lambda: T,
@@ -389,9 +420,11 @@ fn normalize_row<T: Real>(
     check_heavy_tail_range("t", t, row.len())?;
     if t == 1.0 {
         let (m, l) = shifted_log_sum(row);
-        let probabilities = row.iter().map(|a| (a.clone() - m.clone() - l.clone()).exp()).collect();
+        let log_probabilities: Vec<T> = row.iter().map(|a| a.clone() - m.clone() - l.clone()).collect();
+        let probabilities = log_probabilities.iter().map(Real::exp).collect();
         return Ok(TemperedNormalization {
             probabilities,
+            log_probabilities,
             lambda: m + l,
             iterations: 0,
         });
@@ -420,8 +453,10 @@ fn normalize_row<T: Real>(
         lambda += delta - delta_re;
     }
     let probabilities = z.iter().map(|zi| exp_t(zi.clone() - lambda.clone(), t)).collect();
+    let log_probabilities = z.iter().map(|zi| ln_exp_t(zi.clone() - lambda.clone(), t)).collect();
     Ok(TemperedNormalization {
         probabilities,
+        log_probabilities,
         lambda: mu + lambda,
         iterations,
     })
@@ -429,14 +464,22 @@ fn normalize_row<T: Real>(
 
 /// Fast-path row normalization in `f64`: writes `p` and returns the shifted
 /// normalizer's iteration count.
-fn normalize_row_f64(row: &[f64], t: f64, max_iterations: usize, row_index: usize, p: &mut [f64]) -> Result<usize> {
+fn normalize_row_f64(
+    row: &[f64],
+    t: f64,
+    max_iterations: usize,
+    row_index: usize,
+    p: &mut [f64],
+    ln_p: &mut [f64],
+) -> Result<usize> {
     check_heavy_tail_range("t", t, row.len())?;
     let mu = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a));
     if t == 1.0 {
         let s: f64 = row.iter().map(|&a| (a - mu).exp()).sum();
         let l = s.ln();
-        for (pi, &a) in p.iter_mut().zip(row) {
-            *pi = ((a - mu) - l).exp();
+        for ((pi, lpi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(row) {
+            *lpi = (a - mu) - l;
+            *pi = lpi.exp();
         }
         return Ok(0);
     }
@@ -444,7 +487,8 @@ fn normalize_row_f64(row: &[f64], t: f64, max_iterations: usize, row_index: usiz
         *pi = a - mu;
     }
     let (lambda, iterations) = solve_shifted_normalizer(p, t, max_iterations, row_index)?;
-    for pi in p.iter_mut() {
+    for (pi, lpi) in p.iter_mut().zip(ln_p.iter_mut()) {
+        *lpi = ln_exp_t(*pi - lambda, t);
         *pi = exp_t(*pi - lambda, t);
     }
     Ok(iterations)
@@ -698,18 +742,20 @@ impl BiTemperedLogisticLoss {
         let mut unreduced = Vec::with_capacity(activations.n());
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
-            let p = normalize_row(row, t2, self.max_iterations, i)?.probabilities;
+            let ln_p = normalize_row(row, t2, self.max_iterations, i)?.log_probabilities;
             let mut loss = D::from_f64(self.label_terms(&y));
-            for (pj, &yj) in p.iter().zip(&y) {
-                if pj.re() == 0.0 {
+            // Terms from ln p, never from p: where p underflows (t2 ≥ 1 and
+            // huge spreads) log_{t1} p stays finite, as the exact loss is.
+            for (lp, &yj) in ln_p.iter().zip(&y) {
+                if lp.re() == f64::NEG_INFINITY {
                     loss += D::from_f64(self.zero_probability_term(yj));
                 } else {
                     if yj != 0.0 {
-                        loss -= log_t(pj.clone(), t1).scale_f64(yj);
+                        loss -= log_t_of_ln(lp.clone(), t1).scale_f64(yj);
                     }
                     // p^{2−t1} as exp((2−t1)·ln p): num-dual's `powf` forms
                     // p^{n−3} first, which overflows for tiny p.
-                    loss += pj.ln().scale_f64(2.0 - t1).exp() / D::from_f64(2.0 - t1);
+                    loss += lp.scale_f64(2.0 - t1).exp() / D::from_f64(2.0 - t1);
                 }
             }
             unreduced.push(loss);
@@ -780,27 +826,28 @@ impl BiTemperedLogisticLoss {
         let (t1, t2) = (self.t1, self.t2);
         let c = activations.c();
         let (mut y, mut a, mut p, mut g) = (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        let mut ln_p = vec![0.0; c];
         let mut unreduced = Vec::with_capacity(activations.n());
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
             for (aj, &r) in a.iter_mut().zip(row) {
                 *aj = r.to_f64();
             }
-            normalize_row_f64(&a, t2, self.max_iterations, i, &mut p)?;
+            normalize_row_f64(&a, t2, self.max_iterations, i, &mut p, &mut ln_p)?;
             let mut loss = self.label_terms(&y);
-            for (&pj, &yj) in p.iter().zip(&y) {
-                if pj == 0.0 {
+            for (&lp, &yj) in ln_p.iter().zip(&y) {
+                if lp == f64::NEG_INFINITY {
                     loss += self.zero_probability_term(yj);
                 } else {
                     if yj != 0.0 {
-                        loss -= yj * log_t(pj, t1);
+                        loss -= yj * log_t_of_ln(lp, t1);
                     }
-                    loss += pj.powf(2.0 - t1) / (2.0 - t1);
+                    loss += (lp * (2.0 - t1)).exp() / (2.0 - t1);
                 }
             }
             unreduced.push(loss);
             if let Some(gr) = grad.as_deref_mut() {
-                row_gradient(&p, &y, t1, t2, scale, &mut g);
+                row_gradient(&p, &ln_p, &y, t1, t2, scale, &mut g);
                 for (dst, &v) in gr[i * c..(i + 1) * c].iter_mut().zip(&g) {
                     *dst = T::round_from(v);
                 }
@@ -928,14 +975,18 @@ impl BiTemperedLogisticLoss {
 /// beyond the `f64` range (tiny `p`, `t2 < t1`) gives `±∞` rather than NaN.
 /// The entry with the largest escort is minus the sum of the others (the
 /// row sums to 0 exactly), avoiding the cancellation `g_i − ẽ_i·D` with `ẽ_i ≈ 1`.
-fn row_gradient(p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64, out: &mut [f64]) {
+fn row_gradient(p: &[f64], ln_p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64, out: &mut [f64]) {
     let d = t2 - t1;
-    // log|g_j| and the escort numerators (p_j/p_max)^{t2}
-    let p_max = p.iter().fold(0.0_f64, |m, &v| m.max(v));
+    // log|g_j| and the escort numerators (p_j/p_max)^{t2}, from ln p so that
+    // a probability that underflows (but is positive) still contributes:
+    // at t1 = t2 its term is p_j − y_j = −y_j, not 0. Only a true zero
+    // (ln p = −∞: outside the finite support, or a masked class) has a
+    // constant loss term and no gradient term.
+    let ln_p_max = ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
     let mut log_max = f64::NEG_INFINITY;
-    for (o, (&pj, &yj)) in out.iter_mut().zip(p.iter().zip(y)) {
-        *o = if pj > 0.0 && pj != yj {
-            (pj - yj).abs().ln() + d * pj.ln()
+    for (o, ((&pj, &lp), &yj)) in out.iter_mut().zip(p.iter().zip(ln_p).zip(y)) {
+        *o = if lp > f64::NEG_INFINITY && pj != yj {
+            (pj - yj).abs().ln() + d * lp
         } else {
             f64::NEG_INFINITY
         };
@@ -952,9 +1003,15 @@ fn row_gradient(p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64, out: &mut [f
         *o = gj;
         total += gj;
     }
-    let escort = |pj: f64| if pj > 0.0 { (pj / p_max).powf(t2) } else { 0.0 };
-    let escort_sum: f64 = p.iter().map(|&pj| escort(pj)).sum();
-    let best = p.iter().position(|&v| v == p_max).unwrap_or(0);
+    let escort = |lp: f64| {
+        if lp > f64::NEG_INFINITY {
+            (t2 * (lp - ln_p_max)).exp()
+        } else {
+            0.0
+        }
+    };
+    let escort_sum: f64 = ln_p.iter().map(|&lp| escort(lp)).sum();
+    let best = ln_p.iter().position(|&v| v == ln_p_max).unwrap_or(0);
     let finish = |b: f64| {
         let v = b * scale;
         if v == 0.0 || shift == 0.0 {
@@ -964,9 +1021,9 @@ fn row_gradient(p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64, out: &mut [f
         }
     };
     let mut rest = 0.0;
-    for (j, (o, &pj)) in out.iter_mut().zip(p).enumerate() {
+    for (j, (o, &lp)) in out.iter_mut().zip(ln_p).enumerate() {
         if j != best {
-            let b = *o - escort(pj) / escort_sum * total;
+            let b = *o - escort(lp) / escort_sum * total;
             rest += b;
             *o = finish(b);
         }

@@ -988,3 +988,45 @@ mod properties {
         }
     }
 }
+
+/// Regression (found by the verifier, seeds 2 and 3): at t1 = t2 = 1 with
+/// a spread of ~1e4 the target class's probability underflows to 0 although
+/// it is positive; the loss must be the finite −ln p_y (computed from ln p),
+/// not +∞, and the gradient p − y, not 0.
+#[test]
+fn underflowing_probability_keeps_a_finite_loss_and_its_gradient() {
+    let z: [f64; 5] = [
+        -5.451683699510613e2,
+        8.905740547275967e3,
+        8.182030312844527e3,
+        -7.956308463091664e2,
+        9.623950851387064e3,
+    ];
+    let loss = entropic::BiTemperedLogisticLoss::new(1.0, 1.0)
+        .unwrap()
+        .with_reduction(entropic::Reduction::Sum);
+    let (out, grad) = loss
+        .loss_and_grad(
+            entropic::Batch::new(&z, 1, 5).unwrap(),
+            entropic::Targets::<f64>::Classes(&[0]),
+        )
+        .unwrap();
+    let expected = -entropic::log_softmax(&z).unwrap()[0];
+    let v = out.reduced.unwrap();
+    assert!(
+        v.is_finite() && (v - expected).abs() <= 4.0 * f64::EPSILON * expected,
+        "{v} vs {expected}"
+    );
+    let a = entropic::softmax(&z).unwrap();
+    assert_eq!(grad[0], a[0] - 1.0);
+    assert_eq!(grad[4], a[4]);
+    // Same for t2 > 1 = t1 with a heavy tail: finite, positive.
+    let loss = entropic::BiTemperedLogisticLoss::new(1.0, 1.5).unwrap();
+    let out = loss
+        .loss(
+            entropic::Batch::new(&[1e300_f64, -1e300], 1, 2).unwrap(),
+            entropic::Targets::<f64>::Classes(&[1]),
+        )
+        .unwrap();
+    assert!(out.reduced.unwrap().is_finite(), "{:?}", out.reduced);
+}
