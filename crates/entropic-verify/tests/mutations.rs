@@ -313,11 +313,11 @@ impl LossUnderTest for UnnormalizedEscort {
     }
 
     fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
-        Loss::BiTempered(self.0.clone()).value(case, x)
+        Loss::BiTempered(self.0).value(case, x)
     }
 
     fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error> {
-        let (out, _) = Loss::BiTempered(self.0.clone()).kernel(case, x)?;
+        let (out, _) = Loss::BiTempered(self.0).kernel(case, x)?;
         let Target::Classes(y) = &case.target else {
             unreachable!()
         };
@@ -343,7 +343,7 @@ fn gradient_family_rejects_an_unnormalized_escort() {
     let mut inputs = Inputs::new(12, false);
     let (_, moderate) = cases(&mut inputs, TargetKind::Classes, Some(4), 12);
     // Control: the production loss passes on the same cases.
-    assert!(check_loss(&Loss::BiTempered(loss.clone()), &moderate, &moderate).passed());
+    assert!(check_loss(&Loss::BiTempered(loss), &moderate, &moderate).passed());
     let r = check_loss(&UnnormalizedEscort(loss), &moderate, &moderate);
     assert_rejects(&r.gradient, "bi-tempered escort without normalization");
 }
