@@ -27,6 +27,7 @@
 
 pub mod ad;
 pub mod claims;
+pub mod derivations;
 pub mod generate;
 pub mod loss;
 pub mod losses;

@@ -1,0 +1,1 @@
+//! Derivations as data, and the generator of `docs/derivations/`. Under construction.
