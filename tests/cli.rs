@@ -181,3 +181,29 @@ fn help_has_examples() {
         assert!(out.status.success() && text.contains("Example"), "{sub}: {text}");
     }
 }
+
+#[test]
+fn tempered_oracle_reproduces_the_published_bi_tempered_values() {
+    // Google's reference test case (t1 = 0.5, t2 = 1.5): [0.02301914, 0.18972909, 0.93874922];
+    // the reference stops after 5 iterations, so agreement is to its ~1e-6 truncation.
+    let out = eval_stdin(concat!(
+        r#"{"id":"bt","loss":"bi_tempered_logistic_loss","logits":[[-0.5,0.1,2],[0.1,1.5,-5],[4,-3,-6]],"#,
+        r#""target":[[0.2,0.3,0.5],[0.6,0.3,0.1],[0.2,0.8,0]],"params":{"t1":0.5,"t2":1.5,"reduction":"none"}}"#,
+        "\n",
+        r#"{"id":"lt","loss":"log_t","x":[0,1,4],"params":{"t":0.5}}"#,
+        "\n"
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rs = lines(&out);
+    let per: Vec<f64> = rs[0]["per_sample"]
+        .as_array()
+        .expect("per_sample")
+        .iter()
+        .map(f)
+        .collect();
+    for (v, published) in per.iter().zip([0.02301914, 0.18972909, 0.93874922]) {
+        assert!((v - published).abs() < 1e-6, "{per:?}");
+    }
+    assert_eq!(rs[1]["value"], serde_json::json!([-2.0, 0.0, 2.0]));
+    assert_eq!(rs[1]["grad"], serde_json::json!(["inf", 1.0, 0.5]));
+}

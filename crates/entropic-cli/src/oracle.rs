@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use entropic::{
-    Batch, BinaryCrossEntropyWithLogits, Float, KlDiv, LossOutput, Reduction, SoftmaxCrossEntropy, Targets,
+    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Float, KlDiv, LossOutput, Reduction,
+    SoftmaxCrossEntropy, Targets,
 };
 use serde_json::{Map, Value, json};
 
@@ -296,6 +297,12 @@ pub const LOSSES: &[&str] = &[
     "cross_entropy",
     "kl_divergence",
     "js_divergence",
+    "bi_tempered_logistic_loss",
+    "bi_tempered_binary_logistic_loss",
+    "tempered_softmax",
+    "tempered_sigmoid",
+    "log_t",
+    "exp_t",
 ];
 
 fn required<'a>(case: &'a Map<String, Value>, field: &str) -> R<&'a Value> {
@@ -547,6 +554,81 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
             let mut m = Map::new();
             m.insert("value".into(), to_json(v));
             m.insert("grad".into(), json!({"p": to_json_vec(&gp), "q": to_json_vec(&gq)}));
+            Ok(m)
+        }
+        "bi_tempered_logistic_loss" | "bi_tempered_binary_logistic_loss" => {
+            let p = Params::new(case, &["t1", "t2", "label_smoothing", "reduction"])?;
+            let logits = arr("logits")?;
+            let target = arr("target")?;
+            let l = BiTemperedLogisticLoss::new(p.f64("t1", 1.0)?, p.f64("t2", 1.0)?)?
+                .with_label_smoothing(p.f64("label_smoothing", 0.0)?)?
+                .with_reduction(p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean])?);
+            let x: Vec<T> = cast(&logits.data);
+            let b = batch_of(&x, &logits, "logits")?;
+            let (out, grad) = if loss == "bi_tempered_binary_logistic_loss" {
+                if target.shape != logits.shape {
+                    return Err(CaseError::new(
+                        "target",
+                        format!("shape {:?} differs from logits {:?}", target.shape, logits.shape),
+                    ));
+                }
+                let y: Vec<T> = cast(&target.data);
+                l.binary_loss_and_grad(b, batch_of(&y, &target, "target")?)?
+            } else if target.shape.len() == 1 {
+                let classes = class_targets(&target, i64::MIN)?;
+                l.loss_and_grad(b, Targets::<f64>::Classes(&classes))?
+            } else {
+                let y: Vec<T> = cast(&target.data);
+                l.loss_and_grad(b, Targets::Probabilities(batch_of(&y, &target, "target")?))?
+            };
+            Ok(loss_result(out, &grad, &logits.shape))
+        }
+        "tempered_softmax" => {
+            let p = Params::new(case, &["t"])?;
+            let logits = arr("logits")?;
+            let x: Vec<T> = cast(&logits.data);
+            let b = batch_of(&x, &logits, "logits")?;
+            let t = p.f64("t", 1.0)?;
+            let mut out = Vec::with_capacity(x.len());
+            for (i, row) in b.rows().enumerate() {
+                out.extend(entropic::tempered_softmax(row, t).map_err(|e| with_row(e, i))?);
+            }
+            let mut m = Map::new();
+            m.insert("value".into(), to_json_matrix(&out, &logits.shape));
+            Ok(m)
+        }
+        "tempered_sigmoid" | "log_t" | "exp_t" => {
+            let p = Params::new(case, &["t"])?;
+            let t = p.f64("t", 1.0)?;
+            if !t.is_finite() {
+                return Err(CaseError::new("params.t", format!("{t} is not finite")));
+            }
+            let xs = arr("x")?;
+            let mut values = Vec::with_capacity(xs.data.len());
+            let mut grads = Vec::with_capacity(xs.data.len());
+            for &x in &xs.data {
+                // Value and derivative from one dual-number evaluation of the
+                // generic function (exact derivative of the same code).
+                let x = T::round_from(x).to_f64();
+                let (v, g) = match loss {
+                    // Closed-form derivatives: x^{−t} and exp_t(x)^t (exact at
+                    // the ends of the domain, where x^{−t} → +∞ at x = 0).
+                    "log_t" => (entropic::log_t(x, t), x.powf(-t)),
+                    "exp_t" => {
+                        let e = entropic::exp_t(x, t);
+                        (e, e.powf(t))
+                    }
+                    _ => {
+                        let d = entropic::tempered_sigmoid(num_dual::Dual64::from_re(x).derivative(), t)?;
+                        (d.re, d.eps)
+                    }
+                };
+                values.push(T::round_from(v));
+                grads.push(T::round_from(g));
+            }
+            let mut m = Map::new();
+            m.insert("value".into(), to_json_vec(&values));
+            m.insert("grad".into(), to_json_vec(&grads));
             Ok(m)
         }
         other => Err(CaseError::new("loss", format!("unknown loss \"{other}\""))),
