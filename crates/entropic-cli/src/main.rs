@@ -2,14 +2,12 @@
 //! implementations, conformance vectors, and checks of other libraries'
 //! outputs. Run `entropic --help` for the subcommands.
 
-mod npy;
-mod oracle;
-
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use entropic_cli::eval_line;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Parser)]
@@ -158,26 +156,4 @@ fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Parses and evaluates one line; the id defaults to `line N`.
-fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<String, Value>, oracle::CaseError>) {
-    let default_id = json!(format!("line {lineno}"));
-    let value: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                default_id,
-                Err(oracle::CaseError::new("case", format!("malformed JSON: {e}"))),
-            );
-        }
-    };
-    let Value::Object(case) = value else {
-        return (
-            default_id,
-            Err(oracle::CaseError::new("case", "expected a JSON object")),
-        );
-    };
-    let id = case.get("id").cloned().unwrap_or(default_id);
-    (id, oracle::evaluate(&case, base))
 }

@@ -23,6 +23,7 @@ pub struct CaseError {
 }
 
 impl CaseError {
+    /// An error about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -67,7 +68,9 @@ type R<T> = Result<T, CaseError>;
 /// Element precision of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dtype {
+    /// Single precision.
     F32,
+    /// Double precision.
     F64,
 }
 
@@ -108,7 +111,9 @@ fn kind(v: &Value) -> &'static str {
 /// A dense array: its flat row-major data and shape (`[n]` or `[n, c]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
+    /// Row-major values.
     pub data: Vec<f64>,
+    /// `[n]` or `[n, c]`.
     pub shape: Vec<usize>,
 }
 
