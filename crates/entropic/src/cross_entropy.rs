@@ -238,7 +238,7 @@ impl SoftmaxCrossEntropy {
     pub fn definition<D: Real, P: Real>(&self, logits: Batch<'_, D>, targets: Targets<'_, P>) -> Result<LossOutput<D>> {
         let scale = self.prepare(&logits, &targets)?;
         let c = logits.c();
-        let mut q = vec![0.0; c];
+        let mut q = vec![0.0; if logits.n() == 0 { 0 } else { c }];
         let mut unreduced = Vec::with_capacity(logits.n());
         for (i, row) in logits.rows().enumerate() {
             let Some(_) = self.coefficients(&targets, i, c, &mut q) else {
@@ -317,7 +317,7 @@ impl SoftmaxCrossEntropy {
     ) -> Result<LossOutput<T>> {
         let scale = self.prepare(&logits, &targets)?;
         let c = logits.c();
-        let mut q = vec![0.0; c];
+        let mut q = vec![0.0; if logits.n() == 0 { 0 } else { c }];
         let mut unreduced = Vec::with_capacity(logits.n());
         for (i, row) in logits.rows().enumerate() {
             let g = grad.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);

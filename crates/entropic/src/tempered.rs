@@ -738,7 +738,8 @@ impl BiTemperedLogisticLoss {
         let scale = self.prepare(&activations, &targets)?;
         let (t1, t2) = (self.t1, self.t2);
         let c = activations.c();
-        let mut y = vec![0.0; c];
+        // No row buffer for an empty batch: `c` is then unbounded by the data.
+        let mut y = vec![0.0; if activations.n() == 0 { 0 } else { c }];
         let mut unreduced = Vec::with_capacity(activations.n());
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
@@ -825,8 +826,10 @@ impl BiTemperedLogisticLoss {
         let scale = self.prepare(&activations, &targets)?;
         let (t1, t2) = (self.t1, self.t2);
         let c = activations.c();
-        let (mut y, mut a, mut p, mut g) = (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-        let mut ln_p = vec![0.0; c];
+        // No row buffers for an empty batch: `c` is then unbounded by the data.
+        let c_buf = if activations.n() == 0 { 0 } else { c };
+        let (mut y, mut a, mut p, mut g) = (vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf]);
+        let mut ln_p = vec![0.0; c_buf];
         let mut unreduced = Vec::with_capacity(activations.n());
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
