@@ -28,6 +28,7 @@
 pub mod ad;
 pub mod claims;
 pub mod derivations;
+pub mod focal_claims;
 pub mod generate;
 pub mod loss;
 pub mod losses;
@@ -68,6 +69,7 @@ pub fn run(config: &Config) -> Report {
 pub fn run_with_progress(config: &Config, mut progress: impl FnMut(usize, usize)) -> Report {
     let mut inputs = generate::Inputs::new(config.seed, config.extensive);
     let mut claims = claims::registry();
+    claims.extend(focal_claims::registry());
     claims.extend(tempered_claims::registry());
     let total = claims.len() + 1;
     let mut outcomes = Vec::new();

@@ -3,8 +3,8 @@
 //! Math's `expect_ad`.
 
 use entropic::{
-    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SoftmaxCrossEntropy,
-    Targets,
+    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SigmoidFocalLoss,
+    SoftmaxCrossEntropy, SoftmaxFocalLoss, Targets,
 };
 
 /// The targets of a test case.
@@ -84,6 +84,10 @@ pub enum Loss {
     BiTempered(BiTemperedLogisticLoss),
     /// Its binary variant: one activation per element, labels in [0, 1].
     BiTemperedBinary(BiTemperedLogisticLoss),
+    /// Sigmoid focal loss with dense labels in [0, 1].
+    SigmoidFocal(SigmoidFocalLoss),
+    /// Softmax focal loss with class indices.
+    SoftmaxFocal(SoftmaxFocalLoss),
 }
 
 /// The reduced value, or the sum of the unreduced ones for `Reduction::None`.
@@ -116,6 +120,8 @@ impl LossUnderTest for Loss {
                 l.loss_and_grad(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))
             }
             (Loss::BiTemperedBinary(l), Target::Dense(y)) => l.binary_loss_and_grad(b, Batch::new(y, case.n, case.c)?),
+            (Loss::SigmoidFocal(l), Target::Dense(y)) => l.loss_and_grad(b, Batch::new(y, case.n, case.c)?),
+            (Loss::SoftmaxFocal(l), Target::Classes(y)) => l.loss_and_grad(b, y),
             _ => Err(Error::IncompatibleOptions(
                 "this loss does not take class-index targets",
             )),
@@ -129,6 +135,8 @@ impl LossUnderTest for Loss {
             Loss::KlDiv(l) => format!("kl_div {l:?}"),
             Loss::BiTempered(l) => format!("bi_tempered_logistic_loss {l:?}"),
             Loss::BiTemperedBinary(l) => format!("bi_tempered_binary_logistic_loss {l:?}"),
+            Loss::SigmoidFocal(l) => format!("sigmoid_focal_loss {l:?}"),
+            Loss::SoftmaxFocal(l) => format!("softmax_focal_loss {l:?}"),
         }
     }
 
@@ -146,11 +154,9 @@ impl LossUnderTest for Loss {
                 l.definition(b, Targets::Probabilities(Batch::new(p, case.n, case.c)?))?
             }
             (Loss::BiTemperedBinary(l), Target::Dense(y)) => l.binary_definition(b, Batch::new(y, case.n, case.c)?)?,
-            _ => {
-                return Err(Error::IncompatibleOptions(
-                    "this loss does not take class-index targets",
-                ));
-            }
+            (Loss::SigmoidFocal(l), Target::Dense(y)) => l.definition(b, Batch::new(y, case.n, case.c)?)?,
+            (Loss::SoftmaxFocal(l), Target::Classes(y)) => l.definition(b, y)?,
+            _ => return Err(Error::IncompatibleOptions("this loss does not take these targets")),
         };
         Ok(total(out))
     }

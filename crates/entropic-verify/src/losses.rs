@@ -1,6 +1,9 @@
 //! Every loss and option combination, with the cases it is checked on.
 
-use entropic::{BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, KlDiv, Reduction, SoftmaxCrossEntropy};
+use entropic::{
+    BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, KlDiv, Reduction, SigmoidFocalLoss, SoftmaxCrossEntropy,
+    SoftmaxFocalLoss,
+};
 
 use crate::ad::{check_errors, check_loss};
 use crate::generate::Inputs;
@@ -129,6 +132,47 @@ pub fn configurations() -> Vec<Configured> {
             });
         }
     }
+    for gamma in FOCAL_GAMMAS {
+        for (aname, alpha) in [("no_alpha", None), ("alpha", Some(0.25))] {
+            for (rname, r) in [
+                ("mean", Reduction::Mean),
+                ("sum", Reduction::Sum),
+                ("none", Reduction::None),
+            ] {
+                if let Ok(l) = SigmoidFocalLoss::new(alpha, gamma) {
+                    v.push(Configured {
+                        id: format!("grad.sigmoid_focal.gamma_{gamma}.{aname}.{rname}"),
+                        statement: format!("sigmoid focal loss (γ = {gamma}, α = {alpha:?}, {rname})"),
+                        loss: Loss::SigmoidFocal(l.with_reduction(r)),
+                        kind: TargetKind::Binary,
+                        classes: None,
+                    });
+                }
+            }
+            let mut l = match SoftmaxFocalLoss::new(gamma) {
+                Ok(l) => l,
+                Err(_) => continue,
+            };
+            if alpha.is_some() {
+                l = match l.with_alpha(vec![0.25, 0.5, 0.75, 1.0, 0.1, 0.9, 0.6, 0.3]) {
+                    Ok(l) => l,
+                    Err(_) => continue,
+                };
+            }
+            for (iname, ignore) in [("plain", None), ("ignore", Some(1))] {
+                v.push(Configured {
+                    id: format!("grad.softmax_focal.gamma_{gamma}.{aname}.{iname}"),
+                    statement: format!(
+                        "softmax focal loss (γ = {gamma}, per-class α: {}, {iname}, mean)",
+                        alpha.is_some()
+                    ),
+                    loss: Loss::SoftmaxFocal(l.clone().with_ignore_index(ignore)),
+                    kind: TargetKind::Classes,
+                    classes: alpha.map(|_| 8),
+                });
+            }
+        }
+    }
     for (t1, t2) in BI_TEMPERED_PAIRS {
         for (sname, smoothing) in [("plain", 0.0), ("smoothing", 0.1)] {
             for kind in [TargetKind::Classes, TargetKind::Probabilities] {
@@ -162,6 +206,10 @@ pub fn configurations() -> Vec<Configured> {
     }
     v
 }
+
+/// Focusing parameters of the focal-loss gradient checks (γ < 1 is where
+/// naive autodiff of the power fails).
+pub const FOCAL_GAMMAS: [f64; 5] = [0.0, 0.5, 1.0, 2.0, 5.0];
 
 /// Temperature pairs `(t1, t2)` of the gradient checks: bounded and
 /// unbounded, heavy-tailed and finite-support, t2 < t1, the paper's values.

@@ -374,3 +374,45 @@ fn normalization_family_rejects_a_tempered_softmax_without_its_normalizer() {
     });
     assert_rejects(&t, "tempered softmax without λ");
 }
+
+/// The sigmoid focal loss with its analytic gradient missing the γ term
+/// (the derivative of the modulating factor), as a common derivation slip.
+struct FocalWithoutGammaTerm(entropic::SigmoidFocalLoss);
+
+impl LossUnderTest for FocalWithoutGammaTerm {
+    fn name(&self) -> String {
+        "sigmoid focal without the γ term".into()
+    }
+
+    fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
+        Loss::SigmoidFocal(self.0).value(case, x)
+    }
+
+    fn kernel<T: entropic::Float>(&self, case: &Case, x: &[T]) -> Result<(LossOutput<T>, Vec<T>), Error> {
+        let (out, _) = Loss::SigmoidFocal(self.0).kernel(case, x)?;
+        let Target::Dense(y) = &case.target else { unreachable!() };
+        let gamma = self.0.gamma();
+        let n = (case.n * case.c) as f64; // Mean over elements
+        let g = x
+            .iter()
+            .zip(y)
+            .map(|(xi, &yi)| {
+                let p = 1.0 / (1.0 + (-xi.re()).exp());
+                let pt = p * yi + (1.0 - p) * (1.0 - yi);
+                // α_t (1 − p_t)^γ (p − y): the BCE gradient times the factor, no γ·… term.
+                T::round_from((1.0 - pt).powf(gamma) * (p - yi) / n)
+            })
+            .collect();
+        Ok((out, g))
+    }
+}
+
+#[test]
+fn gradient_family_rejects_a_focal_gradient_missing_the_gamma_term() {
+    let loss = entropic::SigmoidFocalLoss::new(None, 2.0).unwrap();
+    let mut inputs = Inputs::new(15, false);
+    let (_, moderate) = cases(&mut inputs, TargetKind::Binary, None, 12);
+    assert!(check_loss(&Loss::SigmoidFocal(loss), &moderate, &moderate).passed());
+    let r = check_loss(&FocalWithoutGammaTerm(loss), &moderate, &moderate);
+    assert_rejects(&r.gradient, "focal gradient without the γ term");
+}
