@@ -3,8 +3,12 @@
 //! (`src/main.rs`) adds the command line; the fuzz targets call these
 //! functions directly.
 
+pub mod check;
 pub mod npy;
 pub mod oracle;
+pub mod reference;
+pub mod spec;
+pub mod vectors;
 
 use std::path::Path;
 
@@ -17,11 +21,99 @@ pub fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<S
     let default_id = json!(format!("line {lineno}"));
     let value: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return (default_id, Err(oracle::CaseError::new("case", format!("malformed JSON: {e}")))),
+        Err(e) => {
+            return (
+                default_id,
+                Err(oracle::CaseError::new("case", format!("malformed JSON: {e}"))),
+            );
+        }
     };
     let Value::Object(case) = value else {
-        return (default_id, Err(oracle::CaseError::new("case", "expected a JSON object")));
+        return (
+            default_id,
+            Err(oracle::CaseError::new("case", "expected a JSON object")),
+        );
     };
     let id = case.get("id").cloned().unwrap_or(default_id);
     (id, oracle::evaluate(&case, base))
+}
+
+/// As [`eval_line`], in reference mode: batch losses are evaluated with the
+/// high-precision definitions and the certified, correctly rounded value is
+/// printed for the case's dtype.
+pub fn eval_line_reference(
+    line: &str,
+    base: &Path,
+    lineno: usize,
+) -> (Value, Result<Map<String, Value>, oracle::CaseError>) {
+    let default_id = json!(format!("line {lineno}"));
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                default_id,
+                Err(oracle::CaseError::new("case", format!("malformed JSON: {e}"))),
+            );
+        }
+    };
+    let Value::Object(case) = value else {
+        return (
+            default_id,
+            Err(oracle::CaseError::new("case", "expected a JSON object")),
+        );
+    };
+    let id = case.get("id").cloned().unwrap_or(default_id);
+    (id, reference_case(&case, base))
+}
+
+fn reference_case(case: &Map<String, Value>, base: &Path) -> Result<Map<String, Value>, oracle::CaseError> {
+    let loss = case.get("loss").and_then(Value::as_str).unwrap_or("");
+    if !spec::BATCH_LOSSES.contains(&loss) {
+        return Err(oracle::CaseError::new(
+            "loss",
+            format!(
+                "reference mode supports the batch losses ({})",
+                spec::BATCH_LOSSES.join(", ")
+            ),
+        ));
+    }
+    let dtype = match case.get("dtype").and_then(Value::as_str) {
+        None | Some("f64" | "float64") => oracle::Dtype::F64,
+        Some("f32" | "float32") => oracle::Dtype::F32,
+        Some(other) => {
+            return Err(oracle::CaseError::new(
+                "dtype",
+                format!("expected \"f32\" or \"f64\", found {other}"),
+            ));
+        }
+    };
+    let mut spec = spec::parse(loss, case, base)?;
+    spec.case = reference::rounded_case(&spec.case, dtype);
+    let r = reference::evaluate(&spec)?;
+    let num = |x: &entropic_verify::precise::CorrectlyRounded| {
+        let v = reference::pick(x, dtype);
+        if v.is_finite() {
+            json!(v)
+        } else if v.is_nan() {
+            json!("nan")
+        } else if v > 0.0 {
+            json!("inf")
+        } else {
+            json!("-inf")
+        }
+    };
+    let mut m = Map::new();
+    m.insert(
+        "per_sample".into(),
+        Value::Array(r.per_sample.iter().map(num).collect()),
+    );
+    m.insert("loss".into(), r.loss.as_ref().map_or(Value::Null, num));
+    let g: Vec<Value> = r.grad.iter().map(num).collect();
+    let grad = match spec.shape.as_slice() {
+        [_, c] if *c > 0 => Value::Array(g.chunks(*c).map(|r| Value::Array(r.to_vec())).collect()),
+        _ => Value::Array(g),
+    };
+    m.insert("grad".into(), grad);
+    m.insert("reference".into(), json!("correctly rounded (256/512-bit certificate)"));
+    Ok(m)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use entropic_cli::eval_line;
+use entropic_cli::{eval_line, eval_line_reference};
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Parser)]
@@ -57,6 +57,47 @@ enum Command {
         /// Write results to this file instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Evaluate the batch losses with the high-precision definitions and
+        /// print the certified, correctly rounded values for the case's dtype.
+        #[arg(long)]
+        reference: bool,
+    },
+    /// Write the conformance vectors (correctly rounded values and gradients
+    /// in f64 and f32, per-case ulp allowances) into a folder.
+    ///
+    /// Deterministic: the same bytes on every run.
+    ///
+    /// Example:
+    ///   entropic vectors --out verification/vectors/
+    Vectors {
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Compare another implementation's results (the `eval` output format)
+    /// with the conformance vectors; exit code 1 on any case over its
+    /// allowance, missing, or NaN.
+    ///
+    /// Example:
+    ///   entropic check torch-results.jsonl --against verification/vectors/ --dtype f32
+    Check {
+        /// Results, JSON Lines with an `id` per line.
+        results: PathBuf,
+        /// The vectors folder.
+        #[arg(long, value_name = "DIR")]
+        against: PathBuf,
+        /// Which expected values to compare with.
+        #[arg(long, default_value = "f64", value_parser = ["f64", "f32"])]
+        dtype: String,
+    },
+    /// Generate the derivation pages and figures (docs/derivations/).
+    ///
+    /// Example:
+    ///   entropic docs --out docs/
+    Docs {
+        /// The docs folder (pages go to OUT/derivations/).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -64,7 +105,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify { extensive, json, seed } => verify(extensive, json.as_deref(), seed),
-        Command::Eval { input, output } => eval(input.as_deref(), output.as_deref()),
+        Command::Eval {
+            input,
+            output,
+            reference,
+        } => eval(input.as_deref(), output.as_deref(), reference),
+        Command::Vectors { out } => vectors(&out),
+        Command::Check {
+            results,
+            against,
+            dtype,
+        } => check(&results, &against, &dtype),
+        Command::Docs { out } => match entropic_verify::derivations::generate(&out) {
+            Ok(files) => {
+                println!(
+                    "wrote {} files under {}",
+                    files.len(),
+                    out.join("derivations").display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fatal(e),
+        },
     }
 }
 
@@ -98,7 +160,7 @@ fn verify(extensive: bool, json_path: Option<&Path>, seed: u64) -> ExitCode {
     }
 }
 
-fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
+fn eval(input: Option<&Path>, output: Option<&Path>, reference: bool) -> ExitCode {
     let (reader, base): (Box<dyn BufRead>, PathBuf) = match input {
         None => (Box::new(std::io::stdin().lock()), PathBuf::from(".")),
         Some(p) if p == Path::new("-") => (Box::new(std::io::stdin().lock()), PathBuf::from(".")),
@@ -127,7 +189,11 @@ fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
         if line.trim().is_empty() {
             continue;
         }
-        let (id, result) = eval_line(&line, &base, lineno);
+        let (id, result) = if reference {
+            eval_line_reference(&line, &base, lineno)
+        } else {
+            eval_line(&line, &base, lineno)
+        };
         let record = match result {
             Ok(mut m) => {
                 let mut r = Map::new();
@@ -155,5 +221,70 @@ fn eval(input: Option<&Path>, output: Option<&Path>) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn vectors(out: &Path) -> ExitCode {
+    let bar = indicatif::ProgressBar::new_spinner();
+    let files = match entropic_cli::vectors::render(|id| bar.set_message(id.to_string())) {
+        Ok(f) => f,
+        Err(e) => return fatal(e),
+    };
+    bar.finish_and_clear();
+    if let Err(e) = std::fs::create_dir_all(out) {
+        return fatal(format!("cannot create {}: {e}", out.display()));
+    }
+    for (name, text) in &files {
+        if let Err(e) = std::fs::write(out.join(name), text) {
+            return fatal(format!("cannot write {}: {e}", out.join(name).display()));
+        }
+    }
+    println!("wrote {} files to {}", files.len(), out.display());
+    ExitCode::SUCCESS
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1)))
+        .collect()
+}
+
+fn check(results: &Path, against: &Path, dtype: &str) -> ExitCode {
+    let dtype = if dtype == "f32" {
+        entropic_cli::oracle::Dtype::F32
+    } else {
+        entropic_cli::oracle::Dtype::F64
+    };
+    let results = match read_jsonl(results) {
+        Ok(r) => r,
+        Err(e) => return fatal(e),
+    };
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(against) {
+        Ok(d) => d
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect(),
+        Err(e) => return fatal(format!("cannot read {}: {e}", against.display())),
+    };
+    files.sort();
+    let mut vectors = Vec::new();
+    for f in &files {
+        match read_jsonl(f) {
+            Ok(mut v) => vectors.append(&mut v),
+            Err(e) => return fatal(e),
+        }
+    }
+    if vectors.is_empty() {
+        return fatal(format!("no vectors (*.jsonl) in {}", against.display()));
+    }
+    let report = entropic_cli::check::check(&results, &vectors, dtype);
+    print!("{}", report.to_table());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -5,10 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use entropic::{
-    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Float, KlDiv, LossOutput, Reduction,
-    SoftmaxCrossEntropy, Targets,
-};
+use entropic::{Batch, Float, LossOutput, Reduction};
+use entropic_verify::loss::LossUnderTest;
 use serde_json::{Map, Value, json};
 
 use crate::npy;
@@ -76,7 +74,7 @@ pub enum Dtype {
 
 /// A number from JSON: a number, or the strings `"inf"`, `"-inf"`, `"nan"`
 /// (JSON has no literal for them).
-fn number(v: &Value, field: &str) -> R<f64> {
+pub(crate) fn number(v: &Value, field: &str) -> R<f64> {
     match v {
         Value::Number(n) => n
             .as_f64()
@@ -97,7 +95,7 @@ fn number(v: &Value, field: &str) -> R<f64> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -128,7 +126,7 @@ impl Array {
 }
 
 /// Reads `[..]`, `[[..], ..]` or `{"npy": "path"}`.
-fn array(v: &Value, field: &str, base: &Path) -> R<Array> {
+pub(crate) fn array(v: &Value, field: &str, base: &Path) -> R<Array> {
     match v {
         Value::Object(m) => {
             let path = m
@@ -178,13 +176,13 @@ fn array(v: &Value, field: &str, base: &Path) -> R<Array> {
 }
 
 /// The case's parameters, with a check that every given key is known.
-struct Params<'a> {
+pub(crate) struct Params<'a> {
     map: Option<&'a Map<String, Value>>,
     known: &'static [&'static str],
 }
 
 impl<'a> Params<'a> {
-    fn new(case: &'a Map<String, Value>, known: &'static [&'static str]) -> R<Self> {
+    pub(crate) fn new(case: &'a Map<String, Value>, known: &'static [&'static str]) -> R<Self> {
         let map = match case.get("params") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
@@ -208,16 +206,16 @@ impl<'a> Params<'a> {
         Ok(Self { map, known })
     }
 
-    fn get(&self, k: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, k: &str) -> Option<&'a Value> {
         debug_assert!(self.known.contains(&k));
         self.map.and_then(|m| m.get(k)).filter(|v| !v.is_null())
     }
 
-    fn f64(&self, k: &str, default: f64) -> R<f64> {
+    pub(crate) fn f64(&self, k: &str, default: f64) -> R<f64> {
         self.get(k).map_or(Ok(default), |v| number(v, &format!("params.{k}")))
     }
 
-    fn bool(&self, k: &str, default: bool) -> R<bool> {
+    pub(crate) fn bool(&self, k: &str, default: bool) -> R<bool> {
         match self.get(k) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -228,7 +226,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn vec(&self, k: &str) -> R<Option<Vec<f64>>> {
+    pub(crate) fn vec(&self, k: &str) -> R<Option<Vec<f64>>> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::Array(xs)) => xs
@@ -244,7 +242,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn int(&self, k: &str, default: i64) -> R<i64> {
+    pub(crate) fn int(&self, k: &str, default: i64) -> R<i64> {
         match self.get(k) {
             None => Ok(default),
             Some(Value::Number(n)) => n
@@ -257,7 +255,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn reduction(&self, default: Reduction, allowed: &[Reduction]) -> R<Reduction> {
+    pub(crate) fn reduction(&self, default: Reduction, allowed: &[Reduction]) -> R<Reduction> {
         let r = match self.get("reduction") {
             None => default,
             Some(Value::String(s)) => match s.as_str() {
@@ -304,19 +302,21 @@ pub const LOSSES: &[&str] = &[
     "js_divergence",
     "bi_tempered_logistic_loss",
     "bi_tempered_binary_logistic_loss",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
     "tempered_softmax",
     "tempered_sigmoid",
     "log_t",
     "exp_t",
 ];
 
-fn required<'a>(case: &'a Map<String, Value>, field: &str) -> R<&'a Value> {
+pub(crate) fn required<'a>(case: &'a Map<String, Value>, field: &str) -> R<&'a Value> {
     case.get(field).ok_or_else(|| CaseError::new(field, "missing"))
 }
 
 /// Class targets with PyTorch's `ignore_index` (default −100): returns the
 /// `usize` classes, mapping the ignore value to `usize::MAX`.
-fn class_targets(target: &Array, ignore_index: i64) -> R<Vec<usize>> {
+pub(crate) fn class_targets(target: &Array, ignore_index: i64) -> R<Vec<usize>> {
     target
         .data
         .iter()
@@ -343,7 +343,7 @@ fn class_targets(target: &Array, ignore_index: i64) -> R<Vec<usize>> {
         .collect()
 }
 
-fn to_json<T: Float>(x: T) -> Value {
+pub(crate) fn to_json<T: Float>(x: T) -> Value {
     let v = x.to_f64();
     if v.is_finite() {
         // f32 values print with their own shortest representation.
@@ -357,18 +357,18 @@ fn to_json<T: Float>(x: T) -> Value {
     }
 }
 
-fn to_json_vec<T: Float>(xs: &[T]) -> Value {
+pub(crate) fn to_json_vec<T: Float>(xs: &[T]) -> Value {
     Value::Array(xs.iter().map(|&x| to_json(x)).collect())
 }
 
-fn to_json_matrix<T: Float>(xs: &[T], shape: &[usize]) -> Value {
+pub(crate) fn to_json_matrix<T: Float>(xs: &[T], shape: &[usize]) -> Value {
     match shape {
         [_, c] if *c > 0 => Value::Array(xs.chunks(*c).map(to_json_vec).collect()),
         _ => to_json_vec(xs),
     }
 }
 
-fn cast<T: Float>(xs: &[f64]) -> Vec<T> {
+pub(crate) fn cast<T: Float>(xs: &[f64]) -> Vec<T> {
     xs.iter().map(|&x| T::round_from(x)).collect()
 }
 
@@ -415,7 +415,7 @@ pub fn evaluate(case: &Map<String, Value>, base: &Path) -> R<Map<String, Value>>
     }
 }
 
-fn batch_of<'a, T>(data: &'a [T], a: &Array, field: &str) -> R<Batch<'a, T>> {
+pub(crate) fn batch_of<'a, T>(data: &'a [T], a: &Array, field: &str) -> R<Batch<'a, T>> {
     let (n, c) = a.rows_cols();
     if a.shape.len() > 2 {
         return Err(CaseError::new(
@@ -429,77 +429,11 @@ fn batch_of<'a, T>(data: &'a [T], a: &Array, field: &str) -> R<Batch<'a, T>> {
 fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) -> R<Map<String, Value>> {
     let arr = |field: &str| -> R<Array> { array(required(case, field)?, field, base) };
     match loss {
-        "softmax_cross_entropy" => {
-            let p = Params::new(case, &["weight", "ignore_index", "label_smoothing", "reduction"])?;
-            let logits = arr("logits")?;
-            let target = arr("target")?;
-            let x: Vec<T> = cast(&logits.data);
-            let b = batch_of(&x, &logits, "logits")?;
-            let mut ce = SoftmaxCrossEntropy::new()
-                .with_reduction(p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean])?)
-                .with_label_smoothing(p.f64("label_smoothing", 0.0)?)?;
-            if let Some(w) = p.vec("weight")? {
-                ce = ce.with_weight(w)?;
-            }
-            let (out, grad) = if target.shape.len() == 1 {
-                let ignore = p.int("ignore_index", -100)?;
-                let classes = class_targets(&target, ignore)?;
-                ce.with_ignore_index(Some(usize::MAX))
-                    .loss_and_grad(b, Targets::<f64>::Classes(&classes))?
-            } else {
-                if p.get("ignore_index").is_some() {
-                    return Err(CaseError::new(
-                        "params.ignore_index",
-                        "only applies to class-index targets",
-                    ));
-                }
-                let t: Vec<T> = cast(&target.data);
-                ce.loss_and_grad(b, Targets::Probabilities(batch_of(&t, &target, "target")?))?
-            };
-            Ok(loss_result(out, &grad, &logits.shape))
-        }
-        "binary_cross_entropy_with_logits" => {
-            let p = Params::new(case, &["weight", "pos_weight", "reduction"])?;
-            let logits = arr("logits")?;
-            let target = arr("target")?;
-            if target.shape != logits.shape {
-                return Err(CaseError::new(
-                    "target",
-                    format!("shape {:?} differs from logits {:?}", target.shape, logits.shape),
-                ));
-            }
-            let mut l = BinaryCrossEntropyWithLogits::new()
-                .with_reduction(p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean])?);
-            if let Some(w) = p.vec("weight")? {
-                l = l.with_weight(w)?;
-            }
-            if let Some(w) = p.vec("pos_weight")? {
-                l = l.with_pos_weight(w)?;
-            }
-            let x: Vec<T> = cast(&logits.data);
-            let y: Vec<T> = cast(&target.data);
-            let (out, grad) = l.loss_and_grad(batch_of(&x, &logits, "logits")?, batch_of(&y, &target, "target")?)?;
-            Ok(loss_result(out, &grad, &logits.shape))
-        }
-        "kl_div" => {
-            let p = Params::new(case, &["reduction", "log_target"])?;
-            let input = arr("logits")?;
-            let target = arr("target")?;
-            if target.shape != input.shape {
-                return Err(CaseError::new(
-                    "target",
-                    format!("shape {:?} differs from logits {:?}", target.shape, input.shape),
-                ));
-            }
-            let r = p.reduction(
-                Reduction::Mean,
-                &[Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean],
-            )?;
-            let kl = KlDiv::new(r).with_log_target(p.bool("log_target", false)?);
-            let x: Vec<T> = cast(&input.data);
-            let y: Vec<T> = cast(&target.data);
-            let (out, grad) = kl.loss_and_grad(batch_of(&x, &input, "logits")?, batch_of(&y, &target, "target")?)?;
-            Ok(loss_result(out, &grad, &input.shape))
+        l if crate::spec::BATCH_LOSSES.contains(&l) => {
+            let spec = crate::spec::parse(l, case, base)?;
+            let x: Vec<T> = cast(&spec.case.logits);
+            let (out, grad) = spec.loss.kernel(&spec.case, &x)?;
+            Ok(loss_result(out, &grad, &spec.shape))
         }
         "logsumexp" | "softmax" | "log_softmax" => {
             Params::new(case, &[])?;
@@ -560,33 +494,6 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
             m.insert("value".into(), to_json(v));
             m.insert("grad".into(), json!({"p": to_json_vec(&gp), "q": to_json_vec(&gq)}));
             Ok(m)
-        }
-        "bi_tempered_logistic_loss" | "bi_tempered_binary_logistic_loss" => {
-            let p = Params::new(case, &["t1", "t2", "label_smoothing", "reduction"])?;
-            let logits = arr("logits")?;
-            let target = arr("target")?;
-            let l = BiTemperedLogisticLoss::new(p.f64("t1", 1.0)?, p.f64("t2", 1.0)?)?
-                .with_label_smoothing(p.f64("label_smoothing", 0.0)?)?
-                .with_reduction(p.reduction(Reduction::Mean, &[Reduction::None, Reduction::Sum, Reduction::Mean])?);
-            let x: Vec<T> = cast(&logits.data);
-            let b = batch_of(&x, &logits, "logits")?;
-            let (out, grad) = if loss == "bi_tempered_binary_logistic_loss" {
-                if target.shape != logits.shape {
-                    return Err(CaseError::new(
-                        "target",
-                        format!("shape {:?} differs from logits {:?}", target.shape, logits.shape),
-                    ));
-                }
-                let y: Vec<T> = cast(&target.data);
-                l.binary_loss_and_grad(b, batch_of(&y, &target, "target")?)?
-            } else if target.shape.len() == 1 {
-                let classes = class_targets(&target, i64::MIN)?;
-                l.loss_and_grad(b, Targets::<f64>::Classes(&classes))?
-            } else {
-                let y: Vec<T> = cast(&target.data);
-                l.loss_and_grad(b, Targets::Probabilities(batch_of(&y, &target, "target")?))?
-            };
-            Ok(loss_result(out, &grad, &logits.shape))
         }
         "tempered_softmax" => {
             let p = Params::new(case, &["t"])?;

@@ -3,8 +3,8 @@
 //! Math's `expect_ad`.
 
 use entropic::{
-    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, SigmoidFocalLoss,
-    SoftmaxCrossEntropy, SoftmaxFocalLoss, Targets,
+    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, Error, KlDiv, LossOutput, Real, Reduction,
+    SigmoidFocalLoss, SoftmaxCrossEntropy, SoftmaxFocalLoss, Targets,
 };
 
 /// The targets of a test case.
@@ -141,6 +141,16 @@ impl LossUnderTest for Loss {
     }
 
     fn value<D: Real>(&self, case: &Case, x: &[D]) -> Result<D, Error> {
+        Ok(total(self.definition(case, x)?))
+    }
+}
+
+impl Loss {
+    /// The generic definition's full output (unreduced and reduced) on logits `x`.
+    ///
+    /// # Errors
+    /// Whatever the definition rejects.
+    pub fn definition<D: Real>(&self, case: &Case, x: &[D]) -> Result<LossOutput<D>, Error> {
         let b = Batch::new(x, case.n, case.c)?;
         let out = match (self, &case.target) {
             (Loss::SoftmaxCrossEntropy(l), Target::Classes(y)) => l.definition(b, Targets::<f64>::Classes(y))?,
@@ -158,6 +168,57 @@ impl LossUnderTest for Loss {
             (Loss::SoftmaxFocal(l), Target::Classes(y)) => l.definition(b, y)?,
             _ => return Err(Error::IncompatibleOptions("this loss does not take these targets")),
         };
-        Ok(total(out))
+        Ok(out)
+    }
+
+    /// The reduction the loss is configured with.
+    pub fn reduction(&self) -> Reduction {
+        match self {
+            Loss::SoftmaxCrossEntropy(l) => l.reduction(),
+            Loss::BinaryCrossEntropy(l) => l.reduction(),
+            Loss::KlDiv(l) => l.reduction(),
+            Loss::BiTempered(l) | Loss::BiTemperedBinary(l) => l.reduction(),
+            Loss::SigmoidFocal(l) => l.reduction(),
+            Loss::SoftmaxFocal(l) => l.reduction(),
+        }
+    }
+
+    /// The same loss with another reduction.
+    pub fn with_reduction(&self, r: Reduction) -> Loss {
+        match self {
+            Loss::SoftmaxCrossEntropy(l) => Loss::SoftmaxCrossEntropy(l.clone().with_reduction(r)),
+            Loss::BinaryCrossEntropy(l) => Loss::BinaryCrossEntropy(l.clone().with_reduction(r)),
+            Loss::KlDiv(l) => Loss::KlDiv(l.with_reduction(r)),
+            Loss::BiTempered(l) => Loss::BiTempered(l.with_reduction(r)),
+            Loss::BiTemperedBinary(l) => Loss::BiTemperedBinary(l.with_reduction(r)),
+            Loss::SigmoidFocal(l) => Loss::SigmoidFocal(l.with_reduction(r)),
+            Loss::SoftmaxFocal(l) => Loss::SoftmaxFocal(l.clone().with_reduction(r)),
+        }
+    }
+
+    /// What `Reduction::Mean` divides the sum by for this case (PyTorch's
+    /// denominators, as documented on each loss): the weight of the present
+    /// targets for weighted class-index cross-entropy, the number of
+    /// non-ignored rows for the softmax focal loss, `n·c` for element-wise
+    /// losses, `n` otherwise. `BatchMean` divides by `n`.
+    pub fn mean_denominator(&self, case: &Case) -> f64 {
+        let elements = (case.n * case.c) as f64;
+        if self.reduction() == Reduction::BatchMean {
+            return case.n as f64;
+        }
+        match (self, &case.target) {
+            (Loss::SoftmaxCrossEntropy(l), Target::Classes(y)) => y
+                .iter()
+                .filter(|&&k| Some(k) != l.ignore_index())
+                .map(|&k| l.weight().map_or(1.0, |w| w.get(k).copied().unwrap_or(f64::NAN)))
+                .sum(),
+            (Loss::SoftmaxFocal(l), Target::Classes(y)) => {
+                y.iter().filter(|&&k| Some(k) != l.ignore_index()).count() as f64
+            }
+            (Loss::BinaryCrossEntropy(_) | Loss::KlDiv(_) | Loss::SigmoidFocal(_) | Loss::BiTemperedBinary(_), _) => {
+                elements
+            }
+            _ => case.n as f64,
+        }
     }
 }

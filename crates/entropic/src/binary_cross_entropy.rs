@@ -3,6 +3,7 @@
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_not_nan, check_weights};
 use crate::error::Result;
+use crate::kernels::{self, rows::for_each_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 
@@ -117,7 +118,26 @@ impl BinaryCrossEntropyWithLogits {
         self
     }
 
+    /// The reduction in use.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// The per-column weights, if any.
+    pub fn weight(&self) -> Option<&[f64]> {
+        self.weight.as_deref()
+    }
+
     fn prepare<T: Real, P: Real>(&self, x: &Batch<'_, T>, y: &Batch<'_, P>) -> Result<f64> {
+        let c = x.c();
+        self.prepare_shapes(x, y)?;
+        check_not_nan("logits", x.as_slice(), c)?;
+        check_in_range("labels", y.as_slice(), c, 0.0, 1.0, "a label in [0, 1]")?;
+        self.reduction.scale(x.as_slice().len() as f64, x.n())
+    }
+
+    /// The checks of [`Self::prepare`] that do not read the data.
+    fn prepare_shapes<T: Real, P: Real>(&self, x: &Batch<'_, T>, y: &Batch<'_, P>) -> Result<()> {
         let c = x.c();
         x.same_shape(y, "labels")?;
         if let Some(w) = &self.weight {
@@ -126,9 +146,7 @@ impl BinaryCrossEntropyWithLogits {
         if let Some(w) = &self.pos_weight {
             check_weights("pos_weight", w, c)?;
         }
-        check_not_nan("logits", x.as_slice(), c)?;
-        check_in_range("labels", y.as_slice(), c, 0.0, 1.0, "a label in [0, 1]")?;
-        self.reduction.scale(x.as_slice().len() as f64, x.n())
+        Ok(())
     }
 
     fn weights(&self, j: usize) -> (f64, f64) {
@@ -222,30 +240,66 @@ impl BinaryCrossEntropyWithLogits {
         self.kernel(logits, labels, Some(grad))
     }
 
+    /// The fast kernel: one vectorized pass per row (branch-free `exp` and
+    /// `ln(1 + t)` shared by the value and the gradient), rows in parallel
+    /// (deterministic). Labels are read through `Real::re` into `f64` on the
+    /// calling thread (`P` need not be `Sync`), a block of rows at a time,
+    /// checking their range on the way; NaN logits are detected in the
+    /// vectorized pass. Any invalid input makes [`Self::prepare`] report the
+    /// error the definition reports.
     fn kernel<T: Float, P: Real>(
         &self,
         logits: Batch<'_, T>,
         labels: Batch<'_, P>,
         mut grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
-        let scale = self.prepare(&logits, &labels)?;
-        let c = logits.c();
-        let mut unreduced = Vec::with_capacity(logits.as_slice().len());
-        for (i, (x, y)) in logits.as_slice().iter().zip(labels.as_slice()).enumerate() {
-            let (w, r) = self.weights(i % c);
-            let (x, y) = (x.to_f64(), y.re());
-            let mut l = 0.0;
-            if r * y != 0.0 {
-                l += r * y * softplus(-x);
+        /// Elements per block of labels converted on the calling thread.
+        const SUPER_BLOCK: usize = 1 << 17;
+        let (n, c) = (logits.n(), logits.c());
+        let len = logits.as_slice().len();
+        let scale = match self
+            .prepare_shapes(&logits, &labels)
+            .and_then(|()| self.reduction.scale(len as f64, n))
+        {
+            Ok(scale) => scale,
+            Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
+        };
+        let mut unreduced = vec![0.0; len];
+        let mut ok = true;
+        // (`c` may be huge when `n = 0`: allocate per-column buffers only
+        // for a non-empty batch.)
+        if len > 0 {
+            let ones = vec![1.0; c];
+            let w = self.weight.as_deref().unwrap_or(&ones);
+            let r = self.pos_weight.as_deref().unwrap_or(&ones);
+            let rows_per_block = (SUPER_BLOCK / c).max(1);
+            let mut y64 = Vec::with_capacity(rows_per_block * c);
+            for (b, values) in unreduced.chunks_mut(rows_per_block * c).enumerate() {
+                let span = b * rows_per_block * c..b * rows_per_block * c + values.len();
+                y64.clear();
+                let mut labels_ok = true;
+                y64.extend(labels.as_slice()[span.clone()].iter().map(|y| {
+                    let y = y.re();
+                    labels_ok &= (0.0..=1.0).contains(&y);
+                    y
+                }));
+                ok &= labels_ok;
+                let g = grad.as_deref_mut().map(|g| &mut g[span.clone()]);
+                let x = &logits.as_slice()[span];
+                let y64 = &y64;
+                ok &= for_each_row(c, c, 1, values, g, |i, l, g, _| {
+                    let (x, y) = (&x[i * c..(i + 1) * c], &y64[i * c..(i + 1) * c]);
+                    match g {
+                        Some(g) => kernels::bce_row(x, y, w, r, scale, l, g),
+                        None => kernels::bce_row_loss(x, y, w, r, l),
+                    }
+                });
             }
-            if 1.0 - y != 0.0 {
-                l += (1.0 - y) * softplus(x);
-            }
-            unreduced.push(w * l);
-            if let Some(g) = grad.as_deref_mut() {
-                let d = (1.0 - y) * sigmoid(x) - r * y * sigmoid(-x);
-                g[i] = T::round_from(scale * w * d);
-            }
+        }
+        if !ok {
+            // Reports the validation's error (the kernel flags exactly NaN
+            // logits and labels outside [0, 1]).
+            self.prepare(&logits, &labels)?;
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
         Ok(LossOutput {

@@ -3,9 +3,10 @@
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_parameter, check_weights};
 use crate::error::{Error, Result};
+use crate::kernels::{self, rows, rows::for_each_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
-use crate::softmax::{check_batch, row_stats_f64, shifted_log_sum};
+use crate::softmax::{GROUP, RowStats, check_batch, row_exp, shifted_log_sum};
 
 /// The targets of a softmax cross-entropy (or focal) loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,9 +126,32 @@ impl SoftmaxCrossEntropy {
         self.reduction
     }
 
+    /// The per-class weights, if any.
+    pub fn weight(&self) -> Option<&[f64]> {
+        self.weight.as_deref()
+    }
+
+    /// The ignored class, if any.
+    pub fn ignore_index(&self) -> Option<usize> {
+        self.ignore_index
+    }
+
+    /// The label smoothing `ε`.
+    pub fn label_smoothing(&self) -> f64 {
+        self.label_smoothing
+    }
+
     /// Validates shapes, targets and logits; returns the per-row coefficient
     /// rule and the reduction scale.
     fn prepare<T: Real, P: Real>(&self, logits: &Batch<'_, T>, targets: &Targets<'_, P>) -> Result<f64> {
+        let mean_den = self.prepare_targets(logits, targets)?;
+        self.check_logits(logits, targets)?;
+        self.reduction.scale(mean_den, logits.n())
+    }
+
+    /// The checks of [`Self::prepare`] that do not read the logits; returns
+    /// the `Mean` denominator.
+    fn prepare_targets<T: Real, P: Real>(&self, logits: &Batch<'_, T>, targets: &Targets<'_, P>) -> Result<f64> {
         let (n, c) = (logits.n(), logits.c());
         if let Some(w) = &self.weight {
             check_weights("weight", w, c)?;
@@ -169,7 +193,6 @@ impl SoftmaxCrossEntropy {
                 n as f64
             }
         };
-        // Ignored rows may hold anything but NaN / +inf; check the others.
         if c == 0 {
             return Err(Error::InvalidShape {
                 what: "logits",
@@ -178,6 +201,11 @@ impl SoftmaxCrossEntropy {
                 requirement: "at least one class",
             });
         }
+        Ok(mean_den)
+    }
+
+    /// Ignored rows may hold anything but NaN / +inf; checks the others.
+    fn check_logits<T: Real, P: Real>(&self, logits: &Batch<'_, T>, targets: &Targets<'_, P>) -> Result<()> {
         match targets {
             Targets::Classes(y) => {
                 for (i, row) in logits.rows().enumerate() {
@@ -189,7 +217,7 @@ impl SoftmaxCrossEntropy {
             }
             Targets::Probabilities(_) => check_batch("logits", logits)?,
         }
-        self.reduction.scale(mean_den, n)
+        Ok(())
     }
 
     /// Coefficients `w_c q_c` of row `i` (written into `q`), returns their sum;
@@ -309,50 +337,137 @@ impl SoftmaxCrossEntropy {
         self.kernel(logits, targets, Some(grad))
     }
 
+    /// The fast kernel: rows in parallel (deterministic), per row two passes
+    /// over the logits (max; exp + sum into a scratch row, validating on the
+    /// way) and one over the scratch (gradient), all in `f64`. Invalid logits
+    /// make [`Self::prepare`] report the error the definition reports.
     fn kernel<T: Float, P: Real>(
         &self,
         logits: Batch<'_, T>,
         targets: Targets<'_, P>,
-        mut grad: Option<&mut [T]>,
+        grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
-        let scale = self.prepare(&logits, &targets)?;
-        let c = logits.c();
-        let mut q = vec![0.0; if logits.n() == 0 { 0 } else { c }];
-        let mut unreduced = Vec::with_capacity(logits.n());
-        for (i, row) in logits.rows().enumerate() {
-            let g = grad.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
-            let Some(total) = self.coefficients(&targets, i, c, &mut q) else {
-                if let Some(g) = g {
-                    g.fill(T::zero());
-                }
-                unreduced.push(0.0);
-                continue;
-            };
-            let (m, s) = row_stats_f64(row);
-            let l = s.ln();
-            let mut loss = 0.0;
-            for (&z, &qj) in row.iter().zip(&q) {
-                if qj != 0.0 {
-                    loss += qj * (l - (z.to_f64() - m));
-                }
+        let (n, c) = (logits.n(), logits.c());
+        let scale = match self
+            .prepare_targets(&logits, &targets)
+            .and_then(|den| self.reduction.scale(den, n))
+        {
+            Ok(scale) => scale,
+            // The full validation reports the first error in its order.
+            Err(e) => return Err(self.prepare(&logits, &targets).err().unwrap_or(e)),
+        };
+        // Probability targets are read through `Real::re` into `f64` first
+        // (`P` need not be `Sync`; class indices are shared as they are).
+        let probabilities: Vec<f64>;
+        let targets64: Targets<'_, f64> = match &targets {
+            Targets::Classes(y) => Targets::Classes(y),
+            Targets::Probabilities(p) => {
+                probabilities = p.as_slice().iter().map(Real::re).collect();
+                Targets::Probabilities(Batch::new(&probabilities, p.n(), p.c())?)
             }
-            if let Some(g) = g {
-                // g_j = a_j·Σq − q_j. The entry with the largest a_j (the
-                // max-shift index, a_j up to 1) would cancel catastrophically
-                // when a_j·Σq ≈ q_j; since Σ_j g_j = 0 exactly, it is taken as
-                // minus the sum of the others, which carry no such cancellation.
-                let best = row.iter().position(|z| z.to_f64() == m).unwrap_or(0);
-                let mut rest = 0.0;
-                for (j, ((gj, &z), &qj)) in g.iter_mut().zip(row).zip(&q).enumerate() {
-                    if j != best {
-                        let d = (z.to_f64() - m).exp() / s * total - qj;
-                        rest += d;
-                        *gj = T::round_from(scale * d);
+        };
+        let classes = match targets64 {
+            Targets::Classes(y) if self.label_smoothing == 0.0 => Some(y),
+            _ => None,
+        };
+        let mut unreduced = vec![0.0; n];
+        let ignored_row_ok = |row: &[T]| !row.iter().any(|z| z.to_f64().is_nan() || z.to_f64() == f64::INFINITY);
+        let ok = for_each_row(c, 1, GROUP, &mut unreduced, grad, |first, loss, mut g, scratch| {
+            let rows = loss.len();
+            if let Some(y) = classes {
+                // One-hot targets with weight w_k: loss w_k·(ln s − (z_k − m)),
+                // gradient w_k·(a − e_k). Ignored rows keep e = 0 (their
+                // sums are unused).
+                let buf = rows::scratch(scratch, rows * (c + 1));
+                let (e, sums) = buf.split_at_mut(rows * c);
+                let mut stats = [None; GROUP];
+                for (i, (st, e)) in stats.iter_mut().zip(e.chunks_exact_mut(c)).enumerate() {
+                    let row = logits.row(first + i);
+                    if Some(y[first + i]) == self.ignore_index {
+                        if !ignored_row_ok(row) {
+                            return false;
+                        }
+                        continue;
+                    }
+                    match row_exp(row, e) {
+                        Some(x) => *st = Some(x),
+                        None => return false,
                     }
                 }
-                g[best] = T::round_from(scale * -rest);
+                kernels::sequential_sums(e, c, sums);
+                let mut sum_rest = [0.0; GROUP];
+                for (i, (e, st)) in e.chunks_exact_mut(c).zip(&stats).enumerate() {
+                    let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
+                    let Some(RowStats { m, best }) = *st else {
+                        // Ignored: zero loss and gradient.
+                        loss[i] = 0.0;
+                        if let Some(g) = g {
+                            g.fill(T::zero());
+                        }
+                        continue;
+                    };
+                    let (k, s) = (y[first + i], sums[i]);
+                    let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
+                    let z = logits.row(first + i)[k].to_f64();
+                    loss[i] = if wk != 0.0 { wk * (s.ln() - (z - m)) } else { 0.0 };
+                    if let Some(g) = g {
+                        // d_j = a_j·w_k − [j = k]·w_k, into e and g.
+                        kernels::gradient_into(e, s, wk, None, scale, g);
+                        e[k] -= wk;
+                        g[k] = T::round_from(scale * e[k]);
+                        // The entry with the largest a_j (the max-shift index,
+                        // a_j up to 1) would cancel catastrophically when
+                        // a_j·w_k ≈ w_k; since Σ_j d_j = 0 exactly, it is
+                        // taken as minus the sum of the others (summed in
+                        // row order, 4 rows interleaved).
+                        e[best] = 0.0;
+                    }
+                }
+                if let Some(g) = g {
+                    kernels::sequential_sums(e, c, &mut sum_rest[..rows]);
+                    for (i, (g, st)) in g.chunks_exact_mut(c).zip(&stats).enumerate() {
+                        if let Some(RowStats { best, .. }) = *st {
+                            g[best] = T::round_from(scale * -sum_rest[i]);
+                        }
+                    }
+                }
+                return true;
             }
-            unreduced.push(loss);
+            for i in 0..rows {
+                let row = logits.row(first + i);
+                let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
+                let (e, q) = rows::scratch(scratch, 2 * c).split_at_mut(c);
+                let Some(total) = self.coefficients(&targets64, first + i, c, q) else {
+                    loss[i] = 0.0;
+                    if let Some(g) = g {
+                        g.fill(T::zero());
+                    }
+                    if !ignored_row_ok(row) {
+                        return false;
+                    }
+                    continue;
+                };
+                let Some(RowStats { m, best }) = row_exp(row, e) else {
+                    return false;
+                };
+                let s = kernels::sequential_sum(e);
+                loss[i] = kernels::weighted_nll(row, q, m, s.ln());
+                if let Some(g) = g {
+                    // g_j = a_j·Σq − q_j; the largest-probability entry (a_best
+                    // up to 1) would cancel catastrophically when
+                    // a_best·Σq ≈ q_best: since Σ_j g_j = 0 exactly it is
+                    // minus the sum of the others.
+                    kernels::gradient_into(e, s, total, Some(q), scale, g);
+                    e[best] = 0.0;
+                    g[best] = T::round_from(scale * -kernels::sequential_sum(e));
+                }
+            }
+            true
+        });
+        if !ok {
+            // Unreachable for rows the validation accepts (the kernel rejects
+            // exactly NaN, +∞ and all −∞ rows); report the validation's error.
+            self.check_logits(&logits, &targets)?;
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
         Ok(LossOutput {

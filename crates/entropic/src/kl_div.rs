@@ -64,6 +64,22 @@ impl KlDiv {
         self
     }
 
+    /// The reduction in use.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// Whether the target is given as log-probabilities.
+    pub fn log_target(&self) -> bool {
+        self.log_target
+    }
+
+    /// A copy with another reduction.
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
     fn prepare<T: Real, P: Real>(&self, input: &Batch<'_, T>, target: &Batch<'_, P>) -> Result<f64> {
         let c = input.c();
         input.same_shape(target, "target")?;
