@@ -394,7 +394,7 @@ impl SoftmaxCrossEntropy {
                         None => return false,
                     }
                 }
-                kernels::sequential_sums(e, c, sums);
+                crate::softmax::rest_sums(e, c, stats[..rows].iter().map(|st| st.map(|x| x.best)), sums);
                 let mut sum_rest = [0.0; GROUP];
                 for (i, (e, st)) in e.chunks_exact_mut(c).zip(&stats).enumerate() {
                     let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
@@ -406,10 +406,16 @@ impl SoftmaxCrossEntropy {
                         }
                         continue;
                     };
-                    let (k, s) = (y[first + i], sums[i]);
+                    // ln Σe = ln_1p(Σ_{j≠best} e_j): accurate for confident rows.
+                    let (k, rest) = (y[first + i], sums[i]);
+                    let s = 1.0 + rest;
                     let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
                     let z = logits.row(first + i)[k].to_f64();
-                    loss[i] = if wk != 0.0 { wk * (s.ln() - (z - m)) } else { 0.0 };
+                    loss[i] = if wk != 0.0 {
+                        wk * (crate::softmax::log_one_plus(rest) - (z - m))
+                    } else {
+                        0.0
+                    };
                     if let Some(g) = g {
                         // d_j = a_j·w_k − [j = k]·w_k, into e and g.
                         kernels::gradient_into(e, s, wk, None, scale, g);
@@ -418,13 +424,14 @@ impl SoftmaxCrossEntropy {
                         // The entry with the largest a_j (the max-shift index,
                         // a_j up to 1) would cancel catastrophically when
                         // a_j·w_k ≈ w_k; since Σ_j d_j = 0 exactly, it is
-                        // taken as minus the sum of the others (summed in
-                        // row order, 4 rows interleaved).
+                        // taken as minus the (compensated) sum of the others.
                         e[best] = 0.0;
                     }
                 }
                 if let Some(g) = g {
-                    kernels::sequential_sums(e, c, &mut sum_rest[..rows]);
+                    for (o, row) in sum_rest[..rows].iter_mut().zip(e.chunks_exact(c)) {
+                        *o = kernels::compensated_sum(row);
+                    }
                     for (i, (g, st)) in g.chunks_exact_mut(c).zip(&stats).enumerate() {
                         if let Some(RowStats { best, .. }) = *st {
                             g[best] = T::round_from(scale * -sum_rest[i]);
@@ -450,8 +457,11 @@ impl SoftmaxCrossEntropy {
                 let Some(RowStats { m, best }) = row_exp(row, e) else {
                     return false;
                 };
-                let s = kernels::sequential_sum(e);
-                loss[i] = kernels::weighted_nll(row, q, m, s.ln());
+                e[best] = 0.0;
+                let rest = kernels::compensated_sum(e);
+                e[best] = 1.0;
+                let s = 1.0 + rest;
+                loss[i] = kernels::weighted_nll(row, q, m, crate::softmax::log_one_plus(rest));
                 if let Some(g) = g {
                     // g_j = a_j·Σq − q_j; the largest-probability entry (a_best
                     // up to 1) would cancel catastrophically when
@@ -459,7 +469,7 @@ impl SoftmaxCrossEntropy {
                     // minus the sum of the others.
                     kernels::gradient_into(e, s, total, Some(q), scale, g);
                     e[best] = 0.0;
-                    g[best] = T::round_from(scale * -kernels::sequential_sum(e));
+                    g[best] = T::round_from(scale * -kernels::compensated_sum(e));
                 }
             }
             true

@@ -40,6 +40,7 @@ mod domain;
 mod error;
 mod focal;
 mod information;
+mod kernels;
 mod kl_div;
 mod real;
 mod reduction;

@@ -9,6 +9,7 @@
 use crate::batch::Batch;
 use crate::domain::check_logits;
 use crate::error::{Error, Result};
+use crate::kernels::{self, rows, rows::for_each_row};
 use crate::real::{Float, Real};
 
 /// Validates one row of logits (non-empty, no NaN/+∞, at least one finite).
@@ -46,8 +47,42 @@ pub(crate) fn shifted_log_sum<T: Real>(row: &[T]) -> (T, T) {
         }
     }
     let m = row[best].clone();
-    let sum: T = row.iter().map(|z| (z.clone() - m.clone()).exp()).sum();
-    (m, sum.ln())
+    // ln Σ e^{z−m} = ln(1 + Σ_{j≠best} e^{z_j−m}): the largest term is exactly
+    // 1, and ln_1p of the rest keeps full relative accuracy when the rest is
+    // tiny (a confident row, whose loss −ln a_best is then tiny too).
+    let rest = compensated_sum(
+        row.iter()
+            .enumerate()
+            .filter(|&(j, _)| j != best)
+            .map(|(_, z)| (z.clone() - m.clone()).exp()),
+    );
+    (m, log_one_plus(rest))
+}
+
+/// `ln(1 + r)` for `r ≥ 0`: `ln_1p(r)` for `r ≤ 1`, where it keeps the
+/// relative accuracy of a tiny `r`, and `ln(1 + r)` above, where `1 + r`
+/// rounds by at most half an ulp and `ln` is correctly rounded more often
+/// than `ln_1p` (e.g. `ln 3` exactly rounded for three equal logits).
+pub(crate) fn log_one_plus<T: Real>(r: T) -> T {
+    if r.re() <= 1.0 { r.ln_1p() } else { (T::one() + r).ln() }
+}
+
+/// `Σ x` with Neumaier's compensation, in order: error ≤ 2ε·Σ|x| whatever the
+/// length (a plain sequential sum of c terms can lose c·ε). Generic (the
+/// compensation's derivative parts cancel exactly); the `f64` kernels run
+/// the same operations in the same order, so both agree bit for bit.
+pub(crate) fn compensated_sum<T: Real>(xs: impl Iterator<Item = T>) -> T {
+    let (mut s, mut comp) = (T::zero(), T::zero());
+    for x in xs {
+        let t = s.clone() + x.clone();
+        comp += if s.abs().re() >= x.abs().re() {
+            (s - t.clone()) + x
+        } else {
+            (x - t.clone()) + s
+        };
+        s = t;
+    }
+    s + comp
 }
 
 /// `ln Σ_i e^{z_i}`, computed as `m + ln Σ_i e^{z_i − m}`.
@@ -163,14 +198,6 @@ pub fn log_softmax_vjp<T: Real>(a: &[T], v: &[T]) -> Result<Vec<T>> {
         .collect())
 }
 
-/// Fast-path row statistics in `f64`: `(m, Σ e^{z_i − m})`.
-#[inline]
-pub(crate) fn row_stats_f64<T: Float>(row: &[T]) -> (f64, f64) {
-    let m = row.iter().fold(f64::NEG_INFINITY, |m, &z| m.max(z.to_f64()));
-    let s = row.iter().map(|&z| (z.to_f64() - m).exp()).sum();
-    (m, s)
-}
-
 /// Validates a whole batch of logits row by row (fast-path and definition
 /// share it).
 pub(crate) fn check_batch<T: Real>(what: &'static str, logits: &Batch<'_, T>) -> Result<()> {
@@ -205,7 +232,7 @@ pub(crate) fn check_batch<T: Real>(what: &'static str, logits: &Batch<'_, T>) ->
 /// # Ok::<(), entropic::Error>(())
 /// ```
 pub fn softmax_batch_into<T: Float>(logits: Batch<'_, T>, out: &mut [T]) -> Result<()> {
-    batch_map_into(logits, out, |z, m, s| T::round_from((z - m).exp() / s))
+    batch_map_into(logits, out, false)
 }
 
 /// Log-softmax of every row of a batch into `out` (fast path).
@@ -223,10 +250,48 @@ pub fn softmax_batch_into<T: Float>(logits: Batch<'_, T>, out: &mut [T]) -> Resu
 /// # Ok::<(), entropic::Error>(())
 /// ```
 pub fn log_softmax_batch_into<T: Float>(logits: Batch<'_, T>, out: &mut [T]) -> Result<()> {
-    batch_map_into(logits, out, |z, m, s| T::round_from((z - m) - s.ln()))
+    batch_map_into(logits, out, true)
 }
 
-fn batch_map_into<T: Float>(logits: Batch<'_, T>, out: &mut [T], f: impl Fn(f64, f64, f64) -> T) -> Result<()> {
+/// Fast-path statistics of a valid row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowStats {
+    /// `m = max_j z_j` (in `f64`).
+    pub(crate) m: f64,
+    /// The first index of the maximum.
+    pub(crate) best: usize,
+}
+
+/// Row statistics, with the exponentials `e^{z_j − m}` stored in `e`
+/// (`e[best] = 1`). `None` when the row is invalid (all −∞, a NaN or a +∞):
+/// the caller reports the error found by [`check_row`].
+///
+/// The sum `s = Σ_j e_j` is left to [`kernels::sequential_sums`]: it is
+/// added in row order, exactly as the generic definition adds, so that
+/// `ln s` — and with it every loss value — rounds as the reference does (a
+/// different association moves `ln s ≈ 0` by a few ulps of 1, i.e. by far
+/// more than a few ulps of a small loss).
+#[inline]
+pub(crate) fn row_exp<T: Float>(row: &[T], e: &mut [f64]) -> Option<RowStats> {
+    let m = kernels::row_max(row);
+    if !m.is_finite() {
+        return None;
+    }
+    let best = row.iter().position(|z| z.to_f64() == m)?;
+    let s_rest = kernels::exp_shifted(&row[..best], m, &mut e[..best])
+        + kernels::exp_shifted(&row[best + 1..], m, &mut e[best + 1..]);
+    e[best] = 1.0;
+    // NaN (a NaN entry) or +∞ (impossible for valid rows: every term ≤ 1).
+    if s_rest.is_nan() || s_rest == f64::INFINITY {
+        return None;
+    }
+    Some(RowStats { m, best })
+}
+
+/// Two passes per row (max; exp + sum into a scratch row) and one output
+/// pass; rows in parallel; validation fused (an invalid row makes the
+/// ordinary [`check_batch`] report the error).
+fn batch_map_into<T: Float>(logits: Batch<'_, T>, out: &mut [T], log: bool) -> Result<()> {
     let len = logits.as_slice().len();
     if out.len() != len {
         return Err(Error::ShapeMismatch {
@@ -235,13 +300,52 @@ fn batch_map_into<T: Float>(logits: Batch<'_, T>, out: &mut [T], f: impl Fn(f64,
             actual: out.len(),
         });
     }
-    check_batch("logits", &logits)?;
     let c = logits.c();
-    for (row, dst) in logits.rows().zip(out.chunks_exact_mut(c)) {
-        let (m, s) = row_stats_f64(row);
-        for (d, &z) in dst.iter_mut().zip(row) {
-            *d = f(z.to_f64(), m, s);
+    if c == 0 || logits.n() == 0 {
+        return check_batch("logits", &logits);
+    }
+    let ok = for_each_row(c, c, GROUP, out, None::<&mut [T]>, |first, dst, _, scratch| {
+        let rows = dst.len() / c;
+        let buf = rows::scratch(scratch, rows * (c + 1));
+        let (e, sums) = buf.split_at_mut(rows * c);
+        let mut stats = [RowStats { m: 0.0, best: 0 }; GROUP];
+        for (i, (st, e)) in stats.iter_mut().zip(e.chunks_exact_mut(c)).enumerate() {
+            match row_exp(logits.row(first + i), e) {
+                Some(x) => *st = x,
+                None => return false,
+            }
+        }
+        rest_sums(e, c, stats[..rows].iter().map(|st| Some(st.best)), sums);
+        for (i, ((dst, e), (st, &rest))) in dst
+            .chunks_exact_mut(c)
+            .zip(e.chunks_exact(c))
+            .zip(stats.iter().zip(&*sums))
+            .enumerate()
+        {
+            if log {
+                kernels::shift_into(logits.row(first + i), st.m, log_one_plus(rest), dst);
+            } else {
+                kernels::divide_into(e, 1.0 + rest, dst);
+            }
+        }
+        true
+    });
+    if ok { Ok(()) } else { check_batch("logits", &logits) }
+}
+
+/// `Σ_{j≠best} e_j` of each row of `e` (rows of `c`, `best` per row, `None`
+/// for a row to leave alone), compensated, in row order, like the generic
+/// [`shifted_log_sum`]: the max term (exactly 1) is left out so that
+/// `ln Σ e = ln_1p(rest)` keeps full accuracy for confident rows.
+pub(crate) fn rest_sums(e: &mut [f64], c: usize, best: impl Iterator<Item = Option<usize>>, out: &mut [f64]) {
+    for ((row, b), o) in e.chunks_exact_mut(c).zip(best).zip(out.iter_mut()) {
+        if let Some(b) = b {
+            row[b] = 0.0;
+            *o = kernels::compensated_sum(row);
+            row[b] = 1.0;
         }
     }
-    Ok(())
 }
+
+/// Rows handled together (their sequential sums interleaved).
+pub(crate) const GROUP: usize = 4;

@@ -475,8 +475,15 @@ fn normalize_row_f64(
     check_heavy_tail_range("t", t, row.len())?;
     let mu = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a));
     if t == 1.0 {
-        let s: f64 = row.iter().map(|&a| (a - mu).exp()).sum();
-        let l = s.ln();
+        // As the generic shifted log-sum: ln_1p of the sum without the max term.
+        let best = row.iter().position(|&a| a == mu).unwrap_or(0);
+        let rest: f64 = crate::softmax::compensated_sum(
+            row.iter()
+                .enumerate()
+                .filter(|&(j, _)| j != best)
+                .map(|(_, &a)| (a - mu).exp()),
+        );
+        let l = crate::softmax::log_one_plus(rest);
         for ((pi, lpi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(row) {
             *lpi = (a - mu) - l;
             *pi = lpi.exp();

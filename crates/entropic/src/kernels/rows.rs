@@ -1,0 +1,107 @@
+//! Row parallelism with deterministic results.
+//!
+//! Rows are grouped into blocks of about [`BLOCK_ELEMENTS`] elements; with the
+//! `parallel` feature the blocks run on rayon's pool, otherwise in order.
+//! Every row's results depend on that row only (and on a per-task scratch
+//! buffer whose contents are overwritten before use), so the output bits do
+//! not depend on the number of threads or on the scheduling; reductions over
+//! rows are done afterwards, sequentially, by the caller.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(feature = "parallel")]
+use rayon::prelude::*;
+
+/// Elements per block of rows (per rayon task): large enough to amortize
+/// the scheduling, small enough to balance two or more threads.
+pub(crate) const BLOCK_ELEMENTS: usize = 1 << 15;
+
+/// Calls `f(first_row, values, grad, scratch)` for every group of up to
+/// `group` consecutive rows, where `values` holds `per_row` entries per row
+/// and `grad` (when given) `c` per row. Returns false when any call returned
+/// false (an invalid row: the caller then reports the error found by its
+/// ordinary validation).
+pub(crate) fn for_each_row<R, T, F>(
+    c: usize,
+    per_row: usize,
+    group: usize,
+    values: &mut [R],
+    grad: Option<&mut [T]>,
+    f: F,
+) -> bool
+where
+    R: Send,
+    T: Send,
+    F: Fn(usize, &mut [R], Option<&mut [T]>, &mut Vec<f64>) -> bool + Sync + Send,
+{
+    if values.is_empty() {
+        return true;
+    }
+    let per_row = per_row.max(1);
+    let group = group.max(1);
+    let rows_per_block = (BLOCK_ELEMENTS / c.max(1)).max(1).div_ceil(group) * group;
+    let ok = AtomicBool::new(true);
+    let block = |b: usize, vals: &mut [R], g: Option<&mut [T]>, scratch: &mut Vec<f64>| {
+        let first = b * rows_per_block;
+        let mut good = true;
+        match g {
+            Some(g) => {
+                for (i, (v, g)) in vals
+                    .chunks_mut(per_row * group)
+                    .zip(g.chunks_mut(c.max(1) * group))
+                    .enumerate()
+                {
+                    good &= f(first + i * group, v, Some(g), scratch);
+                }
+            }
+            None => {
+                for (i, v) in vals.chunks_mut(per_row * group).enumerate() {
+                    good &= f(first + i * group, v, None, scratch);
+                }
+            }
+        }
+        if !good {
+            ok.store(false, Ordering::Relaxed);
+        }
+    };
+    let vb = rows_per_block * per_row;
+    let gb = rows_per_block * c.max(1);
+    #[cfg(feature = "parallel")]
+    match grad {
+        Some(g) => values
+            .par_chunks_mut(vb)
+            .zip(g.par_chunks_mut(gb))
+            .enumerate()
+            .for_each_init(Vec::new, |s, (b, (v, g))| block(b, v, Some(g), s)),
+        None => values
+            .par_chunks_mut(vb)
+            .enumerate()
+            .for_each_init(Vec::new, |s, (b, v)| block(b, v, None, s)),
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let mut s = Vec::new();
+        match grad {
+            Some(g) => {
+                for (b, (v, g)) in values.chunks_mut(vb).zip(g.chunks_mut(gb)).enumerate() {
+                    block(b, v, Some(g), &mut s);
+                }
+            }
+            None => {
+                for (b, v) in values.chunks_mut(vb).enumerate() {
+                    block(b, v, None, &mut s);
+                }
+            }
+        }
+    }
+    ok.into_inner()
+}
+
+/// A scratch buffer of `len` entries (reused across rows of a task).
+#[inline]
+pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}

@@ -1,0 +1,189 @@
+//! Fast batch kernels vs the generic definitions (evaluated in f64), on
+//! random and extreme rows, and determinism across thread counts.
+
+mod common;
+
+use common::{SplitMix, ulps32, ulps64};
+use entropic::{
+    Batch, Reduction, SoftmaxCrossEntropy, Targets, log_softmax, log_softmax_batch_into, softmax, softmax_batch_into,
+};
+
+/// Kernel loss vs definition loss (f64): ulps of the loss, or an absolute
+/// slack for losses near 0.
+///
+/// Reason: the kernel adds `s = Σ e^{z−m}` in the definition's order and
+/// takes the same `ln s`, but its vectorized `exp` may differ from the
+/// standard library's by 1 ulp per term; `s` then differs by a few ulps of
+/// `s`, so `ln s` by a few `ε` absolute — many ulps of a loss near 0 (a
+/// confident correct row), a few ulps otherwise.
+const LOSS_ULPS: u64 = 16;
+const LOSS_ABS_EPS: f64 = 4.0;
+
+/// Kernel softmax vs the definition's `exp(z − m − ln s)`, in ulps: a base
+/// plus one ulp per unit of `|z − m − ln s|`.
+///
+/// Reason: the definition rounds the argument `z − m − ln s` (relative error
+/// ½ε, i.e. absolute ½ε·|arg|), which moves its `exp` by `|arg|/2` ulps; the
+/// kernel's `e^{z−m}/s` rounds twice (≤ 1 ulp each, exp ≤ 1 ulp).
+const SOFTMAX_BASE_ULPS: f64 = 4.0;
+
+/// f32 fast path vs the f64 definition rounded to f32: 1 ulp (the f32 path
+/// is the f64 path rounded once; double rounding adds up to 1), or values
+/// whose f64 difference is within the f64 tolerances above.
+const F32_ULPS: u64 = 1;
+
+fn rows(rng: &mut SplitMix, c: usize, f32_range: bool) -> Vec<Vec<f64>> {
+    let huge = if f32_range { 3e38 } else { 1e300 };
+    let mut out = vec![
+        vec![0.0; c],
+        vec![huge; c],
+        vec![-huge; c],
+        (0..c).map(|_| rng.uniform(-1e4, 1e4)).collect(),
+        (0..c).map(|_| rng.uniform(-huge, huge)).collect(),
+        (0..c).map(|_| rng.uniform(-10.0, 10.0)).collect(),
+        (0..c).map(|_| rng.uniform(-100.0, 100.0)).collect(),
+    ];
+    // −∞ masks (keeping one finite entry).
+    let mut masked: Vec<f64> = (0..c).map(|_| rng.uniform(-30.0, 30.0)).collect();
+    for (j, z) in masked.iter_mut().enumerate() {
+        if j % 3 == 1 {
+            *z = f64::NEG_INFINITY;
+        }
+    }
+    out.push(masked);
+    if f32_range {
+        for r in &mut out {
+            for z in r.iter_mut() {
+                *z = f64::from(*z as f32);
+            }
+        }
+    }
+    out
+}
+
+fn loss_close(k: f64, d: f64) -> bool {
+    ulps64(k, d) <= LOSS_ULPS || (k - d).abs() <= LOSS_ABS_EPS * f64::EPSILON
+}
+
+#[test]
+fn fast_paths_agree_with_definitions_in_ulps() {
+    let mut rng = SplitMix(17);
+    for c in [1usize, 2, 3, 7, 8, 9, 31, 100, 1000, 32000] {
+        for f32_range in [false, true] {
+            for row in rows(&mut rng, c, f32_range) {
+                let y = [rng.below(c)];
+                let ce = SoftmaxCrossEntropy::new().with_reduction(Reduction::None);
+                let b = Batch::new(&row, 1, c).unwrap();
+                // Cross-entropy (class target; a masked target gives +∞ in both).
+                let k = ce.loss(b, Targets::<f64>::Classes(&y)).unwrap().unreduced[0];
+                let d = ce.definition(b, Targets::<f64>::Classes(&y)).unwrap().unreduced[0];
+                assert!(loss_close(k, d), "c={c}: kernel {k} vs definition {d}");
+                // Softmax and log-softmax.
+                let (mut a, mut l) = (vec![0.0; c], vec![0.0; c]);
+                softmax_batch_into(b, &mut a).unwrap();
+                log_softmax_batch_into(b, &mut l).unwrap();
+                let (ad, ld) = (softmax(&row).unwrap(), log_softmax(&row).unwrap());
+                for j in 0..c {
+                    let tol = SOFTMAX_BASE_ULPS + ld[j].abs();
+                    assert!(
+                        ulps64(a[j], ad[j]) as f64 <= tol,
+                        "c={c} j={j}: softmax {} vs {}",
+                        a[j],
+                        ad[j]
+                    );
+                    assert!(
+                        loss_close(-l[j], -ld[j]),
+                        "c={c} j={j}: log_softmax {} vs {}",
+                        l[j],
+                        ld[j]
+                    );
+                }
+                if !f32_range {
+                    continue;
+                }
+                // f32 fast path vs the f64 definition rounded.
+                let row32: Vec<f32> = row.iter().map(|&z| z as f32).collect();
+                let b32 = Batch::new(&row32, 1, c).unwrap();
+                let k32 = ce.loss(b32, Targets::<f32>::Classes(&y)).unwrap().unreduced[0];
+                assert!(
+                    ulps32(k32, d as f32) <= F32_ULPS || loss_close(f64::from(k32), d),
+                    "c={c}: f32 {k32} vs {d}"
+                );
+                let mut a32 = vec![0.0f32; c];
+                softmax_batch_into(b32, &mut a32).unwrap();
+                for j in 0..c {
+                    assert!(
+                        ulps32(a32[j], ad[j] as f32) <= F32_ULPS
+                            || ulps64(f64::from(a32[j]), ad[j]) as f64 <= SOFTMAX_BASE_ULPS + ld[j].abs(),
+                        "c={c} j={j}: f32 softmax {} vs {}",
+                        a32[j],
+                        ad[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn large_row_loss_stays_within_a_few_f32_ulps() {
+    // A 32 000-class f32 row: sums in f64, so the loss is the f64 loss rounded.
+    let mut rng = SplitMix(5);
+    let c = 32000;
+    let row: Vec<f32> = (0..c).map(|_| rng.uniform(-5.0, 5.0) as f32).collect();
+    let row64: Vec<f64> = row.iter().map(|&z| f64::from(z)).collect();
+    let ce = SoftmaxCrossEntropy::new();
+    let k = ce
+        .loss(Batch::new(&row, 1, c).unwrap(), Targets::<f32>::Classes(&[123]))
+        .unwrap();
+    let d = ce
+        .definition(Batch::new(&row64, 1, c).unwrap(), Targets::<f64>::Classes(&[123]))
+        .unwrap();
+    assert!(ulps32(k.reduced.unwrap(), d.reduced.unwrap() as f32) <= F32_ULPS);
+}
+
+#[cfg(feature = "parallel")]
+#[test]
+fn one_and_many_threads_give_identical_bits() {
+    let mut rng = SplitMix(9);
+    for (n, c) in [(1000usize, 10usize), (300, 1000), (8, 32000)] {
+        let z: Vec<f32> = (0..n * c).map(|_| rng.uniform(-20.0, 20.0) as f32).collect();
+        let y: Vec<usize> = (0..n).map(|_| rng.below(c)).collect();
+        let p: Vec<f32> = (0..n * c).map(|_| rng.uniform(0.0, 1.0) as f32).collect();
+        let x: Vec<f32> = (0..n * c).map(|_| rng.uniform(-30.0, 30.0) as f32).collect();
+        let labels: Vec<f32> = (0..n * c).map(|_| rng.uniform(0.0, 1.0) as f32).collect();
+        let run = || {
+            let b = Batch::new(&z, n, c).unwrap();
+            let ce = SoftmaxCrossEntropy::new().with_label_smoothing(0.1).unwrap();
+            let a = SoftmaxCrossEntropy::new()
+                .loss_and_grad(b, Targets::<f32>::Classes(&y))
+                .unwrap();
+            let s = ce.loss_and_grad(b, Targets::<f32>::Classes(&y)).unwrap();
+            let q = SoftmaxCrossEntropy::new()
+                .loss_and_grad(b, Targets::Probabilities(Batch::new(&p, n, c).unwrap()))
+                .unwrap();
+            let bce = entropic::BinaryCrossEntropyWithLogits::new()
+                .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&labels, n, c).unwrap())
+                .unwrap();
+            let mut sm = vec![0.0f32; n * c];
+            softmax_batch_into(b, &mut sm).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut all = Vec::new();
+            for (o, g) in [&a, &s, &q, &bce] {
+                all.push(bits(&o.unreduced));
+                all.push(bits(&[o.reduced.unwrap()]));
+                all.push(bits(g));
+            }
+            all.push(bits(&sm));
+            all
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
+        let many = run();
+        assert!(rayon::current_num_threads() >= 1);
+        assert_eq!(one, many, "n={n} c={c}");
+    }
+}
