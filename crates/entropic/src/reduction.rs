@@ -81,6 +81,10 @@ pub struct LossOutput<T> {
 pub(crate) fn reduce_generic<D: Real>(unreduced: &[D], reduction: Reduction, scale: f64) -> Option<D> {
     match reduction {
         Reduction::None => None,
+        // A +∞ term is exact (a positive label on an impossible event) and
+        // every other term is finite, so the exact sum is +∞, even where the
+        // finite terms' partial sums overflow to −∞ (which would give NaN).
+        _ if unreduced.iter().any(|v| v.re() == f64::INFINITY) => Some(D::from_f64(f64::INFINITY)),
         _ => {
             let sum = unreduced.iter().cloned().fold(D::zero(), |acc, v| acc + v);
             Some(if scale == 1.0 { sum } else { sum.scale_f64(scale) })
@@ -92,6 +96,7 @@ pub(crate) fn reduce_generic<D: Real>(unreduced: &[D], reduction: Reduction, sca
 pub(crate) fn reduce_f64(unreduced: &[f64], reduction: Reduction, scale: f64) -> Option<f64> {
     match reduction {
         Reduction::None => None,
+        _ if unreduced.contains(&f64::INFINITY) => Some(f64::INFINITY),
         _ => Some(unreduced.iter().sum::<f64>() * scale),
     }
 }

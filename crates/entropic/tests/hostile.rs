@@ -47,3 +47,82 @@ fn empty_batch_with_huge_class_count_does_not_allocate_or_abort() {
             .is_err()
     );
 }
+
+mod no_nan_anywhere {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Finite values over the whole range, with subnormals, zeros and −∞ masks.
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            4 => -1e4f64..1e4,
+            2 => proptest::num::f64::NORMAL,
+            1 => proptest::num::f64::SUBNORMAL,
+            1 => Just(f64::MAX),
+            1 => Just(-f64::MAX),
+            1 => Just(0.0),
+            1 => Just(f64::NEG_INFINITY),
+        ]
+    }
+
+    fn label() -> impl Strategy<Value = f64> {
+        prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0]
+    }
+
+    fn no_nan<T: entropic::Float>(out: &entropic::LossOutput<T>, g: &[T]) -> bool {
+        out.unreduced
+            .iter()
+            .chain(&out.reduced)
+            .chain(g)
+            .all(|v| !v.to_f64().is_nan())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Every loss, f64 and f32, random shapes (c = 1 and n = 0 included)
+        /// and values up to ±f64::MAX: Ok or a typed error, and an Ok result
+        /// never holds NaN (in the loss or the gradient).
+        #[test]
+        fn every_loss_is_nan_free_on_nan_free_input(
+            n in 0usize..4, c in 1usize..6,
+            z in proptest::collection::vec(value(), 24),
+            y in proptest::collection::vec(label(), 24),
+            k in proptest::collection::vec(0usize..6, 4),
+            gamma in prop_oneof![Just(0.0), Just(0.5), Just(2.0), 0.0f64..6.0],
+            (t1, t2) in prop_oneof![Just((0.5, 1.5)), Just((0.8, 1.2)), Just((0.9, 0.6)), Just((1.0, 1.0)), Just((0.8, 2.0))],
+            f32_path in any::<bool>(),
+        ) {
+            let (z, y) = (&z[..n * c], &y[..n * c]);
+            let classes: Vec<usize> = k[..n].iter().map(|&k| k % c).collect();
+            fn run<T: entropic::Float>(z: &[T], y: &[T], (n, c): (usize, usize), classes: &[usize], gamma: f64, (t1, t2): (f64, f64)) -> Result<(), TestCaseError> {
+                let b = Batch::new(z, n, c).unwrap();
+                let l = Batch::new(y, n, c).unwrap();
+                let finite_logits = z.iter().all(|v| v.to_f64().is_finite());
+                let mut outs = vec![
+                    SoftmaxCrossEntropy::new().with_reduction(Reduction::Sum).loss_and_grad(b, Targets::<f64>::Classes(classes)),
+                    SoftmaxCrossEntropy::new().loss_and_grad(b, Targets::Probabilities(l)),
+                    BinaryCrossEntropyWithLogits::new().loss_and_grad(b, l),
+                    KlDiv::new(Reduction::Sum).loss_and_grad(b, l),
+                    SoftmaxFocalLoss::new(gamma).unwrap().with_reduction(Reduction::Sum).loss_and_grad(b, classes),
+                ];
+                if finite_logits {
+                    outs.push(SigmoidFocalLoss::new(Some(0.25), gamma).unwrap().loss_and_grad(b, l));
+                }
+                let bt = BiTemperedLogisticLoss::new(t1, t2).unwrap().with_reduction(Reduction::Sum);
+                outs.push(bt.loss_and_grad(b, Targets::<f64>::Classes(classes)));
+                outs.push(bt.binary_loss_and_grad(b, l));
+                for (out, g) in outs.into_iter().flatten() {
+                    prop_assert!(no_nan(&out, &g), "NaN in {:?} / {:?}", out, g);
+                }
+                Ok(())
+            }
+            if f32_path {
+                let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+                let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+                run(&z32, &y32, (n, c), &classes, gamma, (t1, t2))?;
+            } else {
+                run(z, y, (n, c), &classes, gamma, (t1, t2))?;
+            }
+        }
+    }
+}
