@@ -207,3 +207,14 @@ fn tempered_oracle_reproduces_the_published_bi_tempered_values() {
     assert_eq!(rs[1]["value"], serde_json::json!([-2.0, 0.0, 2.0]));
     assert_eq!(rs[1]["grad"], serde_json::json!(["inf", 1.0, 0.5]));
 }
+
+/// Regression (cargo fuzz, npy_parse): a format-3 header claiming 4 GiB made
+/// the parser allocate it; now it is a one-line error.
+#[test]
+fn npy_with_a_huge_header_length_is_an_error_not_an_allocation() {
+    let mut bytes = b"\x93NUMPY\x03\x00".to_vec();
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(b"{'descr': '<f8'}");
+    let err = entropic_cli::npy::parse(&bytes).expect_err("rejected");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}

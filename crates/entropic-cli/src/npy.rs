@@ -15,6 +15,30 @@ fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// Checks the header-length field against the file size before npyz reads
+/// it: a hostile length (up to 4 GiB in format 2/3) must not become an
+/// allocation (found by `cargo fuzz`, target `npy_parse`).
+fn check_header_length(bytes: &[u8]) -> io::Result<()> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(invalid("not an .npy file (magic string missing)"));
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(invalid(format!("unsupported .npy format version {v}"))),
+    };
+    if start.saturating_add(len) > bytes.len() {
+        return Err(invalid(format!(
+            "truncated: the header claims {len} bytes, the file has {}",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads an `.npy` file into `f64` (exact for every accepted dtype).
 ///
 /// # Errors
@@ -31,6 +55,7 @@ pub fn read(path: &Path) -> io::Result<Array> {
 /// # Errors
 /// As [`read`].
 pub fn parse(bytes: &[u8]) -> io::Result<Array> {
+    check_header_length(bytes)?;
     let npy = npyz::NpyFile::new(bytes)?;
     let shape: Vec<u64> = npy.shape().to_vec();
     if shape.len() > 2 {

@@ -122,6 +122,9 @@ impl KlDiv {
             .zip(target.as_slice())
             .map(|(x, t)| match self.target(t.re()) {
                 None => D::zero(),
+                // ln q = −∞ under a positive target: the exact term is +∞, also
+                // where p = e^t underflows to 0 (0·∞ would be NaN).
+                Some(_) if x.re() == f64::NEG_INFINITY => D::from_f64(f64::INFINITY),
                 Some((p, ln_p)) => (D::from_f64(ln_p) - x.clone()).scale_f64(p),
             })
             .collect();
@@ -169,6 +172,7 @@ impl KlDiv {
         for (i, (x, t)) in input.as_slice().iter().zip(target.as_slice()).enumerate() {
             let (l, g) = match self.target(t.re()) {
                 None => (0.0, 0.0),
+                Some((p, _)) if x.to_f64() == f64::NEG_INFINITY => (f64::INFINITY, -p),
                 Some((p, ln_p)) => (p * (ln_p - x.to_f64()), -p),
             };
             unreduced.push(l);

@@ -126,3 +126,28 @@ mod no_nan_anywhere {
         }
     }
 }
+
+/// Regression (cargo fuzz, losses target): a log target whose e^t underflows
+/// (t = −9.2e32) against ln q = −∞ gave 0·∞ = NaN; the exact term is +∞.
+#[test]
+fn kl_div_underflowing_log_target_against_masked_input_is_infinite_not_nan() {
+    for reduction in [Reduction::None, Reduction::Sum, Reduction::BatchMean] {
+        let kl = KlDiv::new(reduction).with_log_target(true);
+        let (out, g) = kl
+            .loss_and_grad(
+                Batch::new(&[f32::NEG_INFINITY], 1, 1).unwrap(),
+                Batch::new(&[-9.2e32_f32], 1, 1).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(out.unreduced, vec![f32::INFINITY]);
+        assert!(out.reduced.is_none_or(|v| v == f32::INFINITY));
+        assert!(g.iter().all(|v| !v.is_nan()));
+        let d = kl
+            .definition(
+                Batch::new(&[f64::NEG_INFINITY], 1, 1).unwrap(),
+                Batch::new(&[-9.2e32], 1, 1).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(d.unreduced, vec![f64::INFINITY]);
+    }
+}
