@@ -125,6 +125,10 @@ impl KlDiv {
                 // ln q = −∞ under a positive target: the exact term is +∞, also
                 // where p = e^t underflows to 0 (0·∞ would be NaN).
                 Some(_) if x.re() == f64::NEG_INFINITY => D::from_f64(f64::INFINITY),
+                // ln p = ln q with p = e^t overflowing (a log target above
+                // 709): the term is exactly 0 (∞·0 would be NaN). Only then:
+                // for a finite p the product keeps its derivative −p.
+                Some((p, ln_p)) if p.is_infinite() && ln_p == x.re() => D::zero(),
                 Some((p, ln_p)) => (D::from_f64(ln_p) - x.clone()).scale_f64(p),
             })
             .collect();
@@ -173,6 +177,7 @@ impl KlDiv {
             let (l, g) = match self.target(t.re()) {
                 None => (0.0, 0.0),
                 Some((p, _)) if x.to_f64() == f64::NEG_INFINITY => (f64::INFINITY, -p),
+                Some((p, ln_p)) if p.is_infinite() && ln_p == x.to_f64() => (0.0, -p),
                 Some((p, ln_p)) => (p * (ln_p - x.to_f64()), -p),
             };
             unreduced.push(l);

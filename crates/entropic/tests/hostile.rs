@@ -151,3 +151,19 @@ fn kl_div_underflowing_log_target_against_masked_input_is_infinite_not_nan() {
         assert_eq!(d.unreduced, vec![f64::INFINITY]);
     }
 }
+
+/// Regression (cargo fuzz, losses target): a log target t = 5.4e67 equal to
+/// the input gave e^t·(t − x) = ∞·0 = NaN; the exact term is 0.
+#[test]
+fn kl_div_overflowing_log_target_equal_to_input_is_zero_not_nan() {
+    let kl = KlDiv::new(Reduction::None).with_log_target(true);
+    let x = [5.391_989_333_430_006_4e67, 1.0];
+    let (out, _) = kl
+        .loss_and_grad(Batch::new(&x, 1, 2).unwrap(), Batch::new(&x, 1, 2).unwrap())
+        .unwrap();
+    assert_eq!(out.unreduced, vec![0.0, 0.0]);
+    let d = kl
+        .definition(Batch::new(&x, 1, 2).unwrap(), Batch::new(&x, 1, 2).unwrap())
+        .unwrap();
+    assert_eq!(d.unreduced, vec![0.0, 0.0]);
+}
