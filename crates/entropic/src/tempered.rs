@@ -172,13 +172,21 @@ fn ln_exp_t<T: Real>(u: T, t: f64) -> T {
     ku.ln_1p() / T::from_f64(k)
 }
 
-/// `log_{t}(p)` from `ln p`: `expm1((1 − t)·ln p)/(1 − t)` (`ln p` at `t = 1`).
-fn log_t_of_ln<T: Real>(ln_p: T, t: f64) -> T {
+/// `y·log_t(p)` from `ln p`, for a label `y > 0`: `y·expm1((1−t)·ln p)/(1−t)`
+/// (accurate as `t → 1`), or, where `(1−t)·ln p` is so large that `p^{1−t}`
+/// overflows although `y·p^{1−t}` does not (a tiny label, `t` near 2, found
+/// by `cargo fuzz`), `(e^{ln y + (1−t)·ln p} − y)/(1−t)`.
+fn y_log_t_of_ln<T: Real>(y: f64, ln_p: T, t: f64) -> T {
     if t == 1.0 {
-        return ln_p;
+        return ln_p.scale_f64(y);
     }
     let k = 1.0 - t;
-    ln_p.scale_f64(k).exp_m1() / T::from_f64(k)
+    let kl = ln_p.scale_f64(k);
+    if kl.re() > 700.0 {
+        ((kl + T::from_f64(y.ln())).exp() - T::from_f64(y)) / T::from_f64(k)
+    } else {
+        kl.exp_m1().scale_f64(y) / T::from_f64(k)
+    }
 }
 
 /// The result of normalizing one row with [`TemperedSoftmax::normalize`].
@@ -703,7 +711,7 @@ impl BiTemperedLogisticLoss {
         let t1 = self.t1;
         y.iter()
             .filter(|&&v| v > 0.0)
-            .map(|&v| v * log_t(v, t1) - v.powf(2.0 - t1) / (2.0 - t1))
+            .map(|&v| y_log_t_of_ln(v, v.ln(), t1) - (v.ln() * (2.0 - t1)).exp() / (2.0 - t1))
             .sum()
     }
 
@@ -759,7 +767,7 @@ impl BiTemperedLogisticLoss {
                     loss += D::from_f64(self.zero_probability_term(yj));
                 } else {
                     if yj != 0.0 {
-                        loss -= log_t_of_ln(lp.clone(), t1).scale_f64(yj);
+                        loss -= y_log_t_of_ln(yj, lp.clone(), t1);
                     }
                     // p^{2−t1} as exp((2−t1)·ln p): num-dual's `powf` forms
                     // p^{n−3} first, which overflows for tiny p.
@@ -850,7 +858,7 @@ impl BiTemperedLogisticLoss {
                     loss += self.zero_probability_term(yj);
                 } else {
                     if yj != 0.0 {
-                        loss -= yj * log_t_of_ln(lp, t1);
+                        loss -= y_log_t_of_ln(yj, lp, t1);
                     }
                     loss += (lp * (2.0 - t1)).exp() / (2.0 - t1);
                 }

@@ -167,3 +167,28 @@ fn kl_div_overflowing_log_target_equal_to_input_is_zero_not_nan() {
         .unwrap();
     assert_eq!(d.unreduced, vec![0.0, 0.0]);
 }
+
+/// Regression (cargo fuzz, losses target): t1 near 2 with a subnormal
+/// smoothed label overflowed y·log_t(y) (tiny × huge) to −∞, and the loss
+/// to −∞ or NaN; a Bregman divergence is ≥ 0, here finite.
+#[test]
+fn bi_tempered_with_t1_near_two_and_tiny_labels_is_never_negative_or_nan() {
+    let a: [f64; 4] = [
+        -5.817442067576509e304,
+        -3.1050124950553314e231,
+        -1.263964376637771e285,
+        0.9117431643844608,
+    ];
+    let y = [1.9305918745272572e-197, 2.588500506541281e-43, 7.476394e-318, 0.0];
+    let l = BiTemperedLogisticLoss::new(1.9999991697542896, 2.70456e-319)
+        .unwrap()
+        .with_label_smoothing(1.0321387494876e-310)
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let (out, g) = l
+        .binary_loss_and_grad(Batch::new(&a, 4, 1).unwrap(), Batch::new(&y, 4, 1).unwrap())
+        .unwrap();
+    assert!(out.unreduced.iter().all(|v| !v.is_nan() && *v >= 0.0), "{out:?}");
+    assert!(g.iter().all(|v| !v.is_nan()));
+    assert!(out.unreduced[3].is_finite());
+}
