@@ -14,13 +14,25 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-/// Parses and evaluates one JSON Lines input line. Returns the case id
-/// (`"line N"` when absent) and the result object or the case error.
-/// Never panics, whatever the input.
-pub fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<String, Value>, oracle::CaseError>) {
+/// The result of one input line: the case id and the result or the error.
+pub type LineResult = (Value, Result<Map<String, Value>, oracle::CaseError>);
+
+/// Parses one JSON Lines input line and evaluates it with `evaluate`; the
+/// id is `"line N"` when absent or unreadable.
+fn on_line(
+    line: &str,
+    lineno: usize,
+    evaluate: impl FnOnce(&Map<String, Value>) -> Result<Map<String, Value>, oracle::CaseError>,
+) -> LineResult {
     let default_id = json!(format!("line {lineno}"));
-    let value: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
+    let case = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(case)) => case,
+        Ok(_) => {
+            return (
+                default_id,
+                Err(oracle::CaseError::new("case", "expected a JSON object")),
+            );
+        }
         Err(e) => {
             return (
                 default_id,
@@ -28,42 +40,22 @@ pub fn eval_line(line: &str, base: &Path, lineno: usize) -> (Value, Result<Map<S
             );
         }
     };
-    let Value::Object(case) = value else {
-        return (
-            default_id,
-            Err(oracle::CaseError::new("case", "expected a JSON object")),
-        );
-    };
     let id = case.get("id").cloned().unwrap_or(default_id);
-    (id, oracle::evaluate(&case, base))
+    (id, evaluate(&case))
+}
+
+/// Parses and evaluates one JSON Lines input line. Returns the case id
+/// (`"line N"` when absent) and the result object or the case error.
+/// Never panics, whatever the input.
+pub fn eval_line(line: &str, base: &Path, lineno: usize) -> LineResult {
+    on_line(line, lineno, |case| oracle::evaluate(case, base))
 }
 
 /// As [`eval_line`], in reference mode: batch losses are evaluated with the
 /// high-precision definitions and the certified, correctly rounded value is
 /// printed for the case's dtype.
-pub fn eval_line_reference(
-    line: &str,
-    base: &Path,
-    lineno: usize,
-) -> (Value, Result<Map<String, Value>, oracle::CaseError>) {
-    let default_id = json!(format!("line {lineno}"));
-    let value: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                default_id,
-                Err(oracle::CaseError::new("case", format!("malformed JSON: {e}"))),
-            );
-        }
-    };
-    let Value::Object(case) = value else {
-        return (
-            default_id,
-            Err(oracle::CaseError::new("case", "expected a JSON object")),
-        );
-    };
-    let id = case.get("id").cloned().unwrap_or(default_id);
-    (id, reference_case(&case, base))
+pub fn eval_line_reference(line: &str, base: &Path, lineno: usize) -> LineResult {
+    on_line(line, lineno, |case| reference_case(case, base))
 }
 
 fn reference_case(case: &Map<String, Value>, base: &Path) -> Result<Map<String, Value>, oracle::CaseError> {
