@@ -3,7 +3,7 @@
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_not_nan, check_weights};
 use crate::error::Result;
-use crate::kernels::{self, rows::for_each_row};
+use crate::kernels::{self, rows::for_each_labelled_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 
@@ -251,10 +251,8 @@ impl BinaryCrossEntropyWithLogits {
         &self,
         logits: Batch<'_, T>,
         labels: Batch<'_, P>,
-        mut grad: Option<&mut [T]>,
+        grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
-        /// Elements per block of labels converted on the calling thread.
-        const SUPER_BLOCK: usize = 1 << 17;
         let (n, c) = (logits.n(), logits.c());
         let len = logits.as_slice().len();
         let scale = match self
@@ -265,37 +263,24 @@ impl BinaryCrossEntropyWithLogits {
             Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
         };
         let mut unreduced = vec![0.0; len];
-        let mut ok = true;
         // (`c` may be huge when `n = 0`: allocate per-column buffers only
         // for a non-empty batch.)
-        if len > 0 {
+        let ok = len == 0 || {
             let ones = vec![1.0; c];
             let w = self.weight.as_deref().unwrap_or(&ones);
             let r = self.pos_weight.as_deref().unwrap_or(&ones);
-            let rows_per_block = (SUPER_BLOCK / c).max(1);
-            let mut y64 = Vec::with_capacity(rows_per_block * c);
-            for (b, values) in unreduced.chunks_mut(rows_per_block * c).enumerate() {
-                let span = b * rows_per_block * c..b * rows_per_block * c + values.len();
-                y64.clear();
-                let mut labels_ok = true;
-                y64.extend(labels.as_slice()[span.clone()].iter().map(|y| {
-                    let y = y.re();
-                    labels_ok &= (0.0..=1.0).contains(&y);
-                    y
-                }));
-                ok &= labels_ok;
-                let g = grad.as_deref_mut().map(|g| &mut g[span.clone()]);
-                let x = &logits.as_slice()[span];
-                let y64 = &y64;
-                ok &= for_each_row(c, c, 1, values, g, |i, l, g, _| {
-                    let (x, y) = (&x[i * c..(i + 1) * c], &y64[i * c..(i + 1) * c]);
-                    match g {
-                        Some(g) => kernels::bce_row(x, y, w, r, scale, l, g),
-                        None => kernels::bce_row_loss(x, y, w, r, l),
-                    }
-                });
-            }
-        }
+            for_each_labelled_row(
+                logits.as_slice(),
+                labels.as_slice(),
+                c,
+                &mut unreduced,
+                grad,
+                |x, y, l, g| match g {
+                    Some(g) => kernels::bce_row(x, y, w, r, scale, l, g),
+                    None => kernels::bce_row_loss(x, y, w, r, l),
+                },
+            )
+        };
         if !ok {
             // Reports the validation's error (the kernel flags exactly NaN
             // logits and labels outside [0, 1]).

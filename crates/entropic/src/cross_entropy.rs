@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{self, rows, rows::for_each_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
-use crate::softmax::{GROUP, RowStats, check_batch, row_exp, shifted_log_sum};
+use crate::softmax::{RowStats, check_batch, row_exp, shifted_log_sum};
 
 /// The targets of a softmax cross-entropy (or focal) loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -372,105 +372,65 @@ impl SoftmaxCrossEntropy {
         };
         let mut unreduced = vec![0.0; n];
         let ignored_row_ok = |row: &[T]| !row.iter().any(|z| z.to_f64().is_nan() || z.to_f64() == f64::INFINITY);
-        let ok = for_each_row(c, 1, GROUP, &mut unreduced, grad, |first, loss, mut g, scratch| {
-            let rows = loss.len();
+        let ok = for_each_row(c, 1, 1, &mut unreduced, grad, |i, loss, g, scratch| {
+            let row = logits.row(i);
+            let e = rows::scratch(scratch, 2 * c);
+            let (e, q) = e.split_at_mut(c);
             if let Some(y) = classes {
-                // One-hot targets with weight w_k: loss w_k·(ln s − (z_k − m)),
-                // gradient w_k·(a − e_k). Ignored rows keep e = 0 (their
-                // sums are unused).
-                let buf = rows::scratch(scratch, rows * (c + 1));
-                let (e, sums) = buf.split_at_mut(rows * c);
-                let mut stats = [None; GROUP];
-                for (i, (st, e)) in stats.iter_mut().zip(e.chunks_exact_mut(c)).enumerate() {
-                    let row = logits.row(first + i);
-                    if Some(y[first + i]) == self.ignore_index {
-                        if !ignored_row_ok(row) {
-                            return false;
-                        }
-                        continue;
-                    }
-                    match row_exp(row, e) {
-                        Some(x) => *st = Some(x),
-                        None => return false,
-                    }
-                }
-                crate::softmax::rest_sums(e, c, stats[..rows].iter().map(|st| st.map(|x| x.best)), sums);
-                let mut sum_rest = [0.0; GROUP];
-                for (i, (e, st)) in e.chunks_exact_mut(c).zip(&stats).enumerate() {
-                    let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
-                    let Some(RowStats { m, best }) = *st else {
-                        // Ignored: zero loss and gradient.
-                        loss[i] = 0.0;
-                        if let Some(g) = g {
-                            g.fill(T::zero());
-                        }
-                        continue;
-                    };
-                    // ln Σe = ln_1p(Σ_{j≠best} e_j): accurate for confident rows.
-                    let (k, rest) = (y[first + i], sums[i]);
-                    let s = 1.0 + rest;
-                    let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
-                    let z = logits.row(first + i)[k].to_f64();
-                    loss[i] = if wk != 0.0 {
-                        wk * (crate::softmax::log_one_plus(rest) - (z - m))
-                    } else {
-                        0.0
-                    };
-                    if let Some(g) = g {
-                        // d_j = a_j·w_k − [j = k]·w_k, into e and g.
-                        kernels::gradient_into(e, s, wk, None, scale, g);
-                        e[k] -= wk;
-                        g[k] = T::round_from(scale * e[k]);
-                        // The entry with the largest a_j (the max-shift index,
-                        // a_j up to 1) would cancel catastrophically when
-                        // a_j·w_k ≈ w_k; since Σ_j d_j = 0 exactly, it is
-                        // taken as minus the (compensated) sum of the others.
-                        e[best] = 0.0;
-                    }
-                }
-                if let Some(g) = g {
-                    for (o, row) in sum_rest[..rows].iter_mut().zip(e.chunks_exact(c)) {
-                        *o = kernels::compensated_sum(row);
-                    }
-                    for (i, (g, st)) in g.chunks_exact_mut(c).zip(&stats).enumerate() {
-                        if let Some(RowStats { best, .. }) = *st {
-                            g[best] = T::round_from(scale * -sum_rest[i]);
-                        }
-                    }
-                }
-                return true;
-            }
-            for i in 0..rows {
-                let row = logits.row(first + i);
-                let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
-                let (e, q) = rows::scratch(scratch, 2 * c).split_at_mut(c);
-                let Some(total) = self.coefficients(&targets64, first + i, c, q) else {
-                    loss[i] = 0.0;
+                // One-hot target k with weight w_k: loss w_k·(ln s − (z_k − m)),
+                // gradient w_k·(a − e_k) with a = e/s, s = 1 + rest.
+                let k = y[i];
+                if Some(k) == self.ignore_index {
+                    loss[0] = 0.0;
                     if let Some(g) = g {
                         g.fill(T::zero());
                     }
-                    if !ignored_row_ok(row) {
-                        return false;
-                    }
-                    continue;
-                };
-                let Some(RowStats { m, best }) = row_exp(row, e) else {
+                    return ignored_row_ok(row);
+                }
+                let Some(RowStats { m, best, rest }) = row_exp(row, e) else {
                     return false;
                 };
-                e[best] = 0.0;
-                let rest = kernels::compensated_sum(e);
-                e[best] = 1.0;
-                let s = 1.0 + rest;
-                loss[i] = kernels::weighted_nll(row, q, m, crate::softmax::log_one_plus(rest));
+                let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
+                loss[0] = if wk != 0.0 {
+                    wk * (crate::softmax::log_one_plus(rest) - (row[k].to_f64() - m))
+                } else {
+                    0.0
+                };
                 if let Some(g) = g {
-                    // g_j = a_j·Σq − q_j; the largest-probability entry (a_best
-                    // up to 1) would cancel catastrophically when
-                    // a_best·Σq ≈ q_best: since Σ_j g_j = 0 exactly it is
-                    // minus the sum of the others.
-                    kernels::gradient_into(e, s, total, Some(q), scale, g);
-                    e[best] = 0.0;
-                    g[best] = T::round_from(scale * -kernels::compensated_sum(e));
+                    let inv = 1.0 / (1.0 + rest);
+                    let factor = scale * wk;
+                    kernels::scaled_into(e, factor * inv, g);
+                    // a_k ≤ ½ unless k = best: a_k − 1 does not cancel.
+                    g[k] = T::round_from(factor * (e[k] * inv - 1.0));
+                    // a_best = 1/s; for k = best, a_best − 1 = −rest/s
+                    // exactly, without the cancellation of 1/s − 1.
+                    g[best] = T::round_from(if k == best {
+                        -(factor * (rest * inv))
+                    } else {
+                        factor * inv
+                    });
                 }
+                return true;
+            }
+            let Some(total) = self.coefficients(&targets64, i, c, q) else {
+                loss[0] = 0.0;
+                if let Some(g) = g {
+                    g.fill(T::zero());
+                }
+                return ignored_row_ok(row);
+            };
+            let Some(RowStats { m, best, rest }) = row_exp(row, e) else {
+                return false;
+            };
+            loss[0] = kernels::weighted_nll(row, q, m, crate::softmax::log_one_plus(rest));
+            if let Some(g) = g {
+                // g_j = a_j·Σq − q_j; the largest-probability entry (a_best
+                // up to 1) would cancel catastrophically when
+                // a_best·Σq ≈ q_best: since Σ_j g_j = 0 exactly it is
+                // minus the sum of the others.
+                kernels::gradient_into(e, 1.0 + rest, total, Some(q), scale, g);
+                e[best] = 0.0;
+                g[best] = T::round_from(scale * -kernels::compensated_sum(e));
             }
             true
         });

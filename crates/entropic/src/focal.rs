@@ -15,9 +15,14 @@
 //! "Gradient" section).
 
 use crate::batch::Batch;
+use multiversion::multiversion;
+
 use crate::binary_cross_entropy::{sigmoid, softplus};
 use crate::domain::{check_in_range, check_logits, check_parameter, check_weights};
 use crate::error::{Error, Result};
+use crate::kernels::exp::exp;
+use crate::kernels::log1p::logistic;
+use crate::kernels::{self, rows::for_each_labelled_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 use crate::softmax::check_row;
@@ -320,39 +325,42 @@ impl SigmoidFocalLoss {
         self.kernel(logits, labels, Some(grad))
     }
 
+    /// The fast kernel: one vectorized pass per row over the elements
+    /// (branch-free `exp`/`ln(1 + t)` pieces shared with binary
+    /// cross-entropy; hard labels in the vector loop, soft labels
+    /// `0 < y < 1` patched afterwards with their log-sum-exp `ln(1 − p_t)`),
+    /// rows in parallel (deterministic). Invalid input makes
+    /// [`Self::prepare`] report the error the definition reports.
     fn kernel<T: Float, P: Real>(
         &self,
         logits: Batch<'_, T>,
         labels: Batch<'_, P>,
-        mut grad: Option<&mut [T]>,
+        grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
-        let scale = self.prepare(&logits, &labels)?;
-        let gamma = self.gamma;
-        let mut unreduced = Vec::with_capacity(logits.as_slice().len());
-        for (i, (x, y)) in logits.as_slice().iter().zip(labels.as_slice()).enumerate() {
-            let (x, y) = (x.to_f64(), y.re());
-            let alpha_t = self.alpha_t(y);
-            let (b, log_q, sp_neg, sp_pos) = sigmoid_terms(&x, y);
-            let m = modulating_factor(&log_q, gamma);
-            unreduced.push(alpha_t * m.map_or(b, |m| m * b));
-            if let Some(g) = grad.as_deref_mut() {
-                // p − y, as binary cross-entropy evaluates it
-                let mut d = (1.0 - y) * sigmoid(x) - y * sigmoid(-x);
-                if let Some(m) = m {
-                    // R = p(1 − p)/(1 − p_t) ∈ [0, 1]
-                    let r = if y == 1.0 {
-                        sigmoid(x)
-                    } else if y == 0.0 {
-                        sigmoid(-x)
-                    } else {
-                        (-sp_neg - sp_pos - log_q).exp()
-                    };
-                    d = m * (gamma * (1.0 - 2.0 * y) * r * b + d);
-                }
-                if let Some(gi) = g.get_mut(i) {
-                    *gi = T::round_from(scale * alpha_t * d);
-                }
-            }
+        let len = logits.as_slice().len();
+        let scale = match logits
+            .same_shape(&labels, "labels")
+            .and_then(|()| self.reduction.scale(len as f64, logits.n()))
+        {
+            Ok(scale) => scale,
+            Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
+        };
+        let (alpha, gamma) = (self.alpha, self.gamma);
+        let mut unreduced = vec![0.0; len];
+        let ok = for_each_labelled_row(
+            logits.as_slice(),
+            labels.as_slice(),
+            logits.c(),
+            &mut unreduced,
+            grad,
+            |x, y, l, g| match g {
+                Some(g) => sigmoid_focal_row(x, y, alpha, gamma, scale, l, g),
+                None => sigmoid_focal_row_loss(x, y, alpha, gamma, l),
+            },
+        );
+        if !ok {
+            // The kernel flags exactly non-finite logits and labels outside [0, 1].
+            self.prepare(&logits, &labels)?;
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
         Ok(LossOutput {
@@ -360,6 +368,88 @@ impl SigmoidFocalLoss {
             reduced,
         })
     }
+}
+
+/// One element of the sigmoid focal loss in `f64`: `(α_t·M·B, M·[γ(1 − 2y)·R·B + (p − y)])`
+/// (value, and gradient before `α_t` and the reduction scale), with the
+/// hard-label `ln(1 − p_t)` and `R` unless `soft` gives them. The
+/// logistic pieces and `B`, `p − y` are binary cross-entropy's
+/// ([`kernels::bce_from_logistic`]), so `γ = 0` without `α` reproduces it bit
+/// for bit.
+#[inline(always)]
+fn sigmoid_focal_element(x: f64, y: f64, alpha: Option<f64>, gamma: f64, soft: bool) -> (f64, f64, f64) {
+    let (sp_pos, sp_neg, sig_pos, sig_neg) = logistic(x);
+    let (b, d) = kernels::bce_from_logistic(y, 1.0, sp_pos, sp_neg, sig_pos, sig_neg);
+    let alpha_t = alpha.map_or(1.0, |a| a * y + (1.0 - a) * (1.0 - y));
+    // ln(1 − p_t) and R = p(1 − p)/(1 − p_t): for y = 1, ln(1 − p) and p;
+    // for y = 0, ln p and 1 − p (see the type's "Gradient" section).
+    let (log_q, r) = if soft {
+        let log_q = log_add_exp(-sp_neg + (-y).ln_1p(), -sp_pos + y.ln());
+        (log_q, (-sp_neg - sp_pos - log_q).exp())
+    } else if y == 1.0 {
+        (-sp_pos, sig_pos)
+    } else {
+        (-sp_neg, sig_neg)
+    };
+    let m = exp(log_q * gamma);
+    if gamma == 0.0 {
+        (alpha_t * b, d, alpha_t)
+    } else {
+        (alpha_t * (m * b), m * (gamma * (1.0 - 2.0 * y) * r * b + d), alpha_t)
+    }
+}
+
+/// One row of the sigmoid focal loss: `loss_j` and `grad_j =
+/// round(scale·α_t·∂_j)`; returns false when a logit is not finite.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+fn sigmoid_focal_row<T: Float>(
+    x: &[T],
+    y: &[f64],
+    alpha: Option<f64>,
+    gamma: f64,
+    scale: f64,
+    loss: &mut [f64],
+    grad: &mut [T],
+) -> bool {
+    let n = x.len();
+    let (y, loss, grad) = (&y[..n], &mut loss[..n], &mut grad[..n]);
+    let (mut bad, mut soft) = (false, false);
+    for j in 0..n {
+        let (xj, yj) = (x[j].to_f64(), y[j]);
+        bad |= !xj.is_finite();
+        soft |= yj > 0.0 && yj < 1.0;
+        let (v, d, alpha_t) = sigmoid_focal_element(xj, yj, alpha, gamma, false);
+        loss[j] = v;
+        grad[j] = T::round_from(scale * alpha_t * d);
+    }
+    if soft {
+        for j in (0..n).filter(|&j| y[j] > 0.0 && y[j] < 1.0) {
+            let (v, d, alpha_t) = sigmoid_focal_element(x[j].to_f64(), y[j], alpha, gamma, true);
+            loss[j] = v;
+            grad[j] = T::round_from(scale * alpha_t * d);
+        }
+    }
+    !bad
+}
+
+/// As [`sigmoid_focal_row`] without the gradient.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+fn sigmoid_focal_row_loss<T: Float>(x: &[T], y: &[f64], alpha: Option<f64>, gamma: f64, loss: &mut [f64]) -> bool {
+    let n = x.len();
+    let (y, loss) = (&y[..n], &mut loss[..n]);
+    let (mut bad, mut soft) = (false, false);
+    for j in 0..n {
+        let (xj, yj) = (x[j].to_f64(), y[j]);
+        bad |= !xj.is_finite();
+        soft |= yj > 0.0 && yj < 1.0;
+        loss[j] = sigmoid_focal_element(xj, yj, alpha, gamma, false).0;
+    }
+    if soft {
+        for j in (0..n).filter(|&j| y[j] > 0.0 && y[j] < 1.0) {
+            loss[j] = sigmoid_focal_element(x[j].to_f64(), y[j], alpha, gamma, true).0;
+        }
+    }
+    !bad
 }
 
 /// torchvision-style call: `sigmoid_focal_loss(inputs, targets, alpha, gamma,

@@ -260,32 +260,32 @@ pub(crate) struct RowStats {
     pub(crate) m: f64,
     /// The first index of the maximum.
     pub(crate) best: usize,
+    /// `Σ_{j≠best} e^{z_j − m}`, within about an ulp of exact (compensated
+    /// lane sums): `ln Σ e = ln_1p(rest)` keeps full relative accuracy for
+    /// confident rows, like the generic [`shifted_log_sum`].
+    pub(crate) rest: f64,
 }
 
 /// Row statistics, with the exponentials `e^{z_j − m}` stored in `e`
 /// (`e[best] = 1`). `None` when the row is invalid (all −∞, a NaN or a +∞):
 /// the caller reports the error found by [`check_row`].
-///
-/// The sum `s = Σ_j e_j` is left to [`kernels::sequential_sums`]: it is
-/// added in row order, exactly as the generic definition adds, so that
-/// `ln s` — and with it every loss value — rounds as the reference does (a
-/// different association moves `ln s ≈ 0` by a few ulps of 1, i.e. by far
-/// more than a few ulps of a small loss).
 #[inline]
 pub(crate) fn row_exp<T: Float>(row: &[T], e: &mut [f64]) -> Option<RowStats> {
     let m = kernels::row_max(row);
     if !m.is_finite() {
         return None;
     }
-    let best = row.iter().position(|z| z.to_f64() == m)?;
-    let s_rest = kernels::exp_shifted(&row[..best], m, &mut e[..best])
-        + kernels::exp_shifted(&row[best + 1..], m, &mut e[best + 1..]);
-    e[best] = 1.0;
+    let best = kernels::first_index_of(row, m)?;
+    // Σ_j e_j = s + c with e_best = e^0 = 1 exactly; s ≥ 1, and s − 1 is
+    // exact for s < 2 (Sterbenz), so rest keeps the relative accuracy of
+    // the compensated sum even when it is tiny (a confident row).
+    let (s, c) = kernels::exp_shifted(row, m, e);
+    let rest = (s - 1.0) + c;
     // NaN (a NaN entry) or +∞ (impossible for valid rows: every term ≤ 1).
-    if s_rest.is_nan() || s_rest == f64::INFINITY {
+    if rest.is_nan() || rest == f64::INFINITY {
         return None;
     }
-    Some(RowStats { m, best })
+    Some(RowStats { m, best, rest })
 }
 
 /// Two passes per row (max; exp + sum into a scratch row) and one output
@@ -304,48 +304,17 @@ fn batch_map_into<T: Float>(logits: Batch<'_, T>, out: &mut [T], log: bool) -> R
     if c == 0 || logits.n() == 0 {
         return check_batch("logits", &logits);
     }
-    let ok = for_each_row(c, c, GROUP, out, None::<&mut [T]>, |first, dst, _, scratch| {
-        let rows = dst.len() / c;
-        let buf = rows::scratch(scratch, rows * (c + 1));
-        let (e, sums) = buf.split_at_mut(rows * c);
-        let mut stats = [RowStats { m: 0.0, best: 0 }; GROUP];
-        for (i, (st, e)) in stats.iter_mut().zip(e.chunks_exact_mut(c)).enumerate() {
-            match row_exp(logits.row(first + i), e) {
-                Some(x) => *st = x,
-                None => return false,
-            }
-        }
-        rest_sums(e, c, stats[..rows].iter().map(|st| Some(st.best)), sums);
-        for (i, ((dst, e), (st, &rest))) in dst
-            .chunks_exact_mut(c)
-            .zip(e.chunks_exact(c))
-            .zip(stats.iter().zip(&*sums))
-            .enumerate()
-        {
-            if log {
-                kernels::shift_into(logits.row(first + i), st.m, log_one_plus(rest), dst);
-            } else {
-                kernels::divide_into(e, 1.0 + rest, dst);
-            }
+    let ok = for_each_row(c, c, 1, out, None::<&mut [T]>, |first, dst, _, scratch| {
+        let e = rows::scratch(scratch, c);
+        let Some(st) = row_exp(logits.row(first), e) else {
+            return false;
+        };
+        if log {
+            kernels::shift_into(logits.row(first), st.m, log_one_plus(st.rest), dst);
+        } else {
+            kernels::scaled_into(e, 1.0 / (1.0 + st.rest), dst);
         }
         true
     });
     if ok { Ok(()) } else { check_batch("logits", &logits) }
 }
-
-/// `Σ_{j≠best} e_j` of each row of `e` (rows of `c`, `best` per row, `None`
-/// for a row to leave alone), compensated, in row order, like the generic
-/// [`shifted_log_sum`]: the max term (exactly 1) is left out so that
-/// `ln Σ e = ln_1p(rest)` keeps full accuracy for confident rows.
-pub(crate) fn rest_sums(e: &mut [f64], c: usize, best: impl Iterator<Item = Option<usize>>, out: &mut [f64]) {
-    for ((row, b), o) in e.chunks_exact_mut(c).zip(best).zip(out.iter_mut()) {
-        if let Some(b) = b {
-            row[b] = 0.0;
-            *o = kernels::compensated_sum(row);
-            row[b] = 1.0;
-        }
-    }
-}
-
-/// Rows handled together (their sequential sums interleaved).
-pub(crate) const GROUP: usize = 4;

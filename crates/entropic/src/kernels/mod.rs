@@ -13,11 +13,11 @@
 //! values, rounded once.
 
 pub(crate) mod exp;
+pub(crate) mod log1p;
 pub(crate) mod rows;
 
 use multiversion::multiversion;
 
-use crate::binary_cross_entropy::{sigmoid, softplus};
 use crate::real::Float;
 
 /// Number of independent accumulators of the lane sums (two AVX2 vectors of
@@ -50,24 +50,79 @@ pub(crate) fn row_max<T: Float>(row: &[T]) -> f64 {
     m
 }
 
-/// `e_j = exp(z_j − m)` into `out` (same length as `row`), returning `Σ_j e_j`
-/// (lane sums in a fixed order). A NaN or `+∞` entry makes the sum NaN or `+∞`.
+/// The first `j` with `row[j] = m` (as `f64`), or `None`. Scans
+/// [`LANES`] entries at a time with a branch-free test (vectorized) and
+/// looks inside the first chunk that holds `m`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> f64 {
+pub(crate) fn first_index_of<T: Float>(row: &[T], m: f64) -> Option<usize> {
+    let mut chunks = row.chunks_exact(LANES);
+    for (i, ch) in (&mut chunks).enumerate() {
+        if ch.iter().fold(false, |hit, &z| hit | (z.to_f64() == m)) {
+            return ch.iter().position(|&z| z.to_f64() == m).map(|j| i * LANES + j);
+        }
+    }
+    let tail = row.len() - chunks.remainder().len();
+    chunks
+        .remainder()
+        .iter()
+        .position(|&z| z.to_f64() == m)
+        .map(|j| tail + j)
+}
+
+/// `e_j = exp(z_j − m)` into `out` (same length as `row`), returning
+/// `(Σ_j e_j, compensation)`: [`LANES`] running sums, each with the exact
+/// rounding error of every addition (Knuth's TwoSum) accumulated beside it,
+/// so that `sum + compensation` is the exact sum up to a relative `O(ε)` of
+/// the *compensation* (not of the sum) whatever the length and order (all
+/// terms are non-negative). The tail shorter than [`LANES`] is padded with
+/// `−∞` (whose exponential adds exactly 0), so every element goes through
+/// the vector code. A NaN or `+∞` entry makes the sum NaN or `+∞`.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
+    #[inline(always)]
+    fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
+        let t = *s + e;
+        let bp = t - *s;
+        *c += (*s - (t - bp)) + (e - bp);
+        *s = t;
+    }
+    #[inline(always)]
+    fn chunk(z: &[f64; LANES], m: f64, acc: &mut [f64; LANES], comp: &mut [f64; LANES], d: &mut [f64; LANES]) {
+        for (((a, c), e), &z) in acc.iter_mut().zip(comp.iter_mut()).zip(d.iter_mut()).zip(z) {
+            *e = exp::exp(z - m);
+            two_sum(a, c, *e);
+        }
+    }
     let mut acc = [0.0; LANES];
+    let mut comp = [0.0; LANES];
     let mut src = row.chunks_exact(LANES);
     let mut dst = out.chunks_exact_mut(LANES);
     for (s, d) in (&mut src).zip(&mut dst) {
-        for ((a, e), &z) in acc.iter_mut().zip(d).zip(s) {
-            *e = exp::exp(z.to_f64() - m);
-            *a += *e;
-        }
+        let z: [f64; LANES] = std::array::from_fn(|l| s[l].to_f64());
+        let d: &mut [f64; LANES] = d.try_into().expect("chunks_exact gives LANES entries");
+        chunk(&z, m, &mut acc, &mut comp, d);
     }
-    for ((a, e), &z) in acc.iter_mut().zip(dst.into_remainder()).zip(src.remainder()) {
-        *e = exp::exp(z.to_f64() - m);
-        *a += *e;
+    let (tail, tail_out) = (src.remainder(), dst.into_remainder());
+    if !tail.is_empty() {
+        let z: [f64; LANES] = std::array::from_fn(|l| tail.get(l).map_or(f64::NEG_INFINITY, |z| z.to_f64()));
+        let mut d = [0.0; LANES];
+        chunk(&z, m, &mut acc, &mut comp, &mut d);
+        tail_out.copy_from_slice(&d[..tail_out.len()]);
     }
-    combine(acc)
+    // The lanes, in a fixed order, keeping every rounding error.
+    let (mut s, mut c) = (0.0, combine(comp));
+    for a in acc {
+        two_sum(&mut s, &mut c, a);
+    }
+    (s, c)
+}
+
+/// `out_j = round(factor·e_j)` (softmax entries times a row constant).
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn scaled_into<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
+    for (o, &e) in out.iter_mut().zip(e) {
+        *o = T::round_from(factor * e);
+    }
 }
 
 /// `Σ_j e_j` with Neumaier's compensation: error ≤ 2ε·Σ|e_j| regardless of
@@ -82,14 +137,6 @@ pub(crate) fn compensated_sum(e: &[f64]) -> f64 {
         s = t;
     }
     s + comp
-}
-
-/// `out_j = round(e_j / s)` (softmax).
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn divide_into<T: Float>(e: &[f64], s: f64, out: &mut [T]) {
-    for (o, &e) in out.iter_mut().zip(e) {
-        *o = T::round_from(e / s);
-    }
 }
 
 /// The cross-entropy gradient: `d_j = (e_j / s)·total − q_j` (`q_j = 0`
@@ -136,24 +183,30 @@ pub(crate) fn weighted_nll<T: Float>(row: &[T], q: &[f64], m: f64, l: f64) -> f6
 }
 
 /// Binary cross-entropy with logits, one element: `(loss, ∂loss/∂x)` before
-/// the weight `w` and the reduction scale. The same expressions, in the same
-/// order, as the crate's earlier scalar kernel (`softplus`, `sigmoid` with
-/// the standard library's `exp`/`ln_1p`): other kernels (sigmoid focal loss
-/// at γ = 0) are tested to reproduce it bit for bit.
+/// the weight `w` and the reduction scale, from the branch-free
+/// [`log1p::logistic`] pieces: `ℓ = r·y·softplus(−x) + (1 − y)·softplus(x)`
+/// (a zero coefficient contributes 0, also at `x = ±∞`) and
+/// `∂ℓ/∂x = (1 − y)·σ(x) − r·y·σ(−x)` (no `1 − σ` cancellation). The sigmoid
+/// focal loss builds on the same pieces, so that at `γ = 0` without `α` it
+/// reproduces this bit for bit.
 #[inline(always)]
-fn bce_element(x: f64, y: f64, r: f64) -> (f64, f64) {
-    let mut l = 0.0;
-    if r * y != 0.0 {
-        l += r * y * softplus(-x);
-    }
-    if 1.0 - y != 0.0 {
-        l += (1.0 - y) * softplus(x);
-    }
-    (l, (1.0 - y) * sigmoid(x) - r * y * sigmoid(-x))
+pub(crate) fn bce_element(x: f64, y: f64, r: f64) -> (f64, f64) {
+    let (sp_pos, sp_neg, sig_pos, sig_neg) = log1p::logistic(x);
+    bce_from_logistic(y, r, sp_pos, sp_neg, sig_pos, sig_neg)
+}
+
+/// [`bce_element`] from precomputed logistic pieces.
+#[inline(always)]
+pub(crate) fn bce_from_logistic(y: f64, r: f64, sp_pos: f64, sp_neg: f64, sig_pos: f64, sig_neg: f64) -> (f64, f64) {
+    let ry = r * y;
+    let positive = if ry != 0.0 { ry * sp_neg } else { 0.0 };
+    let negative = if 1.0 - y != 0.0 { (1.0 - y) * sp_pos } else { 0.0 };
+    (positive + negative, (1.0 - y) * sig_pos - ry * sig_neg)
 }
 
 /// One row of binary cross-entropy with logits: `loss_j = w_j·ℓ_j` and
 /// `grad_j = round(scale·w_j·∂ℓ_j)`; returns false when a logit is NaN.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
 pub(crate) fn bce_row<T: Float>(
     x: &[T],
     y: &[f64],
@@ -163,24 +216,29 @@ pub(crate) fn bce_row<T: Float>(
     loss: &mut [f64],
     grad: &mut [T],
 ) -> bool {
+    let n = x.len();
+    let (y, w, r, loss, grad) = (&y[..n], &w[..n], &r[..n], &mut loss[..n], &mut grad[..n]);
     let mut nan = false;
-    for (((((&x, &y), &w), &r), l), g) in x.iter().zip(y).zip(w).zip(r).zip(loss.iter_mut()).zip(grad.iter_mut()) {
-        let x = x.to_f64();
+    for j in 0..n {
+        let x = x[j].to_f64();
         nan |= x.is_nan();
-        let (v, d) = bce_element(x, y, r);
-        *l = w * v;
-        *g = T::round_from(scale * w * d);
+        let (v, d) = bce_element(x, y[j], r[j]);
+        loss[j] = w[j] * v;
+        grad[j] = T::round_from(scale * w[j] * d);
     }
     !nan
 }
 
 /// As [`bce_row`] without the gradient.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
 pub(crate) fn bce_row_loss<T: Float>(x: &[T], y: &[f64], w: &[f64], r: &[f64], loss: &mut [f64]) -> bool {
+    let n = x.len();
+    let (y, w, r, loss) = (&y[..n], &w[..n], &r[..n], &mut loss[..n]);
     let mut nan = false;
-    for ((((&x, &y), &w), &r), l) in x.iter().zip(y).zip(w).zip(r).zip(loss.iter_mut()) {
-        let x = x.to_f64();
+    for j in 0..n {
+        let x = x[j].to_f64();
         nan |= x.is_nan();
-        *l = w * bce_element(x, y, r).0;
+        loss[j] = w[j] * bce_element(x, y[j], r[j]).0;
     }
     !nan
 }

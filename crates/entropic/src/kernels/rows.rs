@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::real::{Float, Real};
+
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
@@ -104,4 +106,51 @@ pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
         buf.resize(len, 0.0);
     }
     &mut buf[..len]
+}
+
+/// Runs `row(x, y, values, grad)` over every row of an element-wise `[n, c]`
+/// loss (`x`, `values` and `grad` of `n·c` entries), rows in parallel as in
+/// [`for_each_row`]. The labels are converted to `f64` through `Real::re` on
+/// the calling thread, a super-block of rows at a time (`P` need not be
+/// `Sync`), and checked to lie in `[0, 1]` on the way. Returns false when a
+/// label is outside `[0, 1]` (or NaN) or a `row` call returned false; the
+/// caller then reports the error its ordinary validation finds.
+pub(crate) fn for_each_labelled_row<T, P, F>(
+    x: &[T],
+    labels: &[P],
+    c: usize,
+    values: &mut [f64],
+    mut grad: Option<&mut [T]>,
+    row: F,
+) -> bool
+where
+    T: Float,
+    P: Real,
+    F: Fn(&[T], &[f64], &mut [f64], Option<&mut [T]>) -> bool + Sync + Send,
+{
+    /// Elements per super-block of labels converted on the calling thread.
+    const SUPER_BLOCK: usize = 1 << 17;
+    if values.is_empty() {
+        return true;
+    }
+    let rows_per_block = (SUPER_BLOCK / c.max(1)).max(1);
+    let mut y64 = Vec::with_capacity(rows_per_block * c);
+    let mut ok = true;
+    for (b, values) in values.chunks_mut(rows_per_block * c).enumerate() {
+        let span = b * rows_per_block * c..b * rows_per_block * c + values.len();
+        y64.clear();
+        let mut labels_ok = true;
+        y64.extend(labels[span.clone()].iter().map(|y| {
+            let y = y.re();
+            labels_ok &= (0.0..=1.0).contains(&y);
+            y
+        }));
+        ok &= labels_ok;
+        let g = grad.as_deref_mut().map(|g| &mut g[span.clone()]);
+        let (x, y64) = (&x[span], &y64);
+        ok &= for_each_row(c, c, 1, values, g, |i, v, g, _| {
+            row(&x[i * c..(i + 1) * c], &y64[i * c..(i + 1) * c], v, g)
+        });
+    }
+    ok
 }
