@@ -431,8 +431,15 @@ fn evaluate_typed<T: Float>(loss: &str, case: &Map<String, Value>, base: &Path) 
     match loss {
         l if crate::spec::BATCH_LOSSES.contains(&l) => {
             let spec = crate::spec::parse(l, case, base)?;
-            let x: Vec<T> = cast(&spec.case.logits);
-            let (out, grad) = spec.loss.kernel(&spec.case, &x)?;
+            // Every input is rounded to the dtype (labels and target
+            // probabilities too), exactly as the reference mode rounds them.
+            let rounded = if T::NAME == "f32" {
+                crate::reference::rounded_case(&spec.case, Dtype::F32)
+            } else {
+                spec.case.clone()
+            };
+            let x: Vec<T> = cast(&rounded.logits);
+            let (out, grad) = spec.loss.kernel(&rounded, &x)?;
             Ok(loss_result(out, &grad, &spec.shape))
         }
         "logsumexp" | "softmax" | "log_softmax" => {
