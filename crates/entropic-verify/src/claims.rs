@@ -441,6 +441,69 @@ fn check_softmax_jacobian(inputs: &mut Inputs, tol: &Tolerance, diagonal: bool) 
     t
 }
 
+/// A vector–Jacobian product under test: `(a, v) ↦ ∂(v·f(z))/∂z` from
+/// `a = softmax(z)` and the upstream gradient `v` (`None` on error).
+pub type VjpFn<'a> = &'a dyn Fn(&[f64], &[f64]) -> Option<Vec<f64>>;
+
+/// The VJP tolerance: a sum of `c ≤ 64` products `v_j·∂f_j/∂z_i` on each side.
+pub const VJP_IDENTITY: Tolerance = Tolerance::relative(
+    1e-13,
+    "each side sums c ≤ 64 products of entries of a (≤ 2 ulps each) and v; the rounding of such sums is \
+     ≤ c·ε·Σ|terms|, judged relative to max(Σ_j |v_j|, 1)·max|a| ≥ Σ|terms| (so cancellation is not misjudged)",
+);
+
+/// Family: `vjp(softmax(z), v)` equals the dual-number derivative of
+/// `Σ_j v_j·f_j(z)` with respect to each `z_i`, where `f` is the generic
+/// softmax (`log = false`) or log-softmax (`log = true`); rows with a
+/// masked (`−∞`) entry are skipped for log-softmax (its `−∞` outputs have no
+/// derivative).
+pub fn vjp_identity(inputs: &mut Inputs, tol: &Tolerance, log: bool, vjp: VjpFn<'_>) -> Tally {
+    let mut t = Tally::default();
+    for row in logit_rows(inputs, 100) {
+        if log && row.iter().any(|z| !z.is_finite()) {
+            continue;
+        }
+        let Ok(a) = entropic::softmax(&row) else { continue };
+        let v: Vec<f64> = (0..row.len()).map(|_| inputs.uniform(-1.0, 1.0)).collect();
+        let Some(got) = vjp(&a, &v) else {
+            t.require(false, || format!("row {row:?}: the VJP failed"));
+            continue;
+        };
+        if got.len() != row.len() {
+            t.require(false, || format!("row {row:?}: VJP of length {}", got.len()));
+            continue;
+        }
+        let scale = v.iter().map(|x| x.abs()).sum::<f64>().max(1.0) * a.iter().fold(0.0f64, |m, x| m.max(*x));
+        for i in 0..row.len() {
+            let z: Vec<Dual64> = row
+                .iter()
+                .enumerate()
+                .map(|(k, &x)| {
+                    if k == i {
+                        Dual64::from_re(x).derivative()
+                    } else {
+                        Dual64::from_re(x)
+                    }
+                })
+                .collect();
+            let f = if log {
+                entropic::log_softmax(&z)
+            } else {
+                entropic::softmax(&z)
+            };
+            let Ok(f) = f else {
+                t.require(false, || format!("row {row:?}: dual evaluation failed"));
+                continue;
+            };
+            let expected: f64 = f.iter().zip(&v).map(|(d, v)| d.eps * v).sum();
+            eq_scaled(&mut t, tol, got[i], expected, scale, || {
+                format!("row {row:?}, v {v:?}, i={i}")
+            });
+        }
+    }
+    t
+}
+
 fn check_ce_gradient_sums_to_zero(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
     let mut t = Tally::default();
     for row in logit_rows(inputs, 200) {
@@ -630,6 +693,20 @@ pub fn registry() -> Vec<Claim> {
                 "entries are bounded by 1/4 in magnitude and each side has absolute error ≤ 4ε (a from exp and a division, then one product): ≤ 4ε relative to the scale 1/4",
             ),
             check: |i, t| check_softmax_jacobian(i, t, false),
+        },
+        Claim {
+            id: "softmax.vjp",
+            statement: r"\mathrm{vjp}(a, v)_i = a_i (v_i - \textstyle\sum_j a_j v_j) = \partial (v \cdot \mathrm{softmax}(z)) / \partial z_i",
+            domain: "rows as softmax.normalized, v uniform in [-1, 1] (autodiff of the generic softmax)",
+            tolerance: VJP_IDENTITY,
+            check: |i, t| vjp_identity(i, t, false, &|a: &[f64], v: &[f64]| entropic::softmax_vjp(a, v).ok()),
+        },
+        Claim {
+            id: "log_softmax.vjp",
+            statement: r"\mathrm{vjp}(a, v)_i = v_i - a_i \textstyle\sum_j v_j = \partial (v \cdot \ln\mathrm{softmax}(z)) / \partial z_i",
+            domain: "rows as softmax.normalized without masked entries, v uniform in [-1, 1] (autodiff of the generic log-softmax)",
+            tolerance: VJP_IDENTITY,
+            check: |i, t| vjp_identity(i, t, true, &|a: &[f64], v: &[f64]| entropic::log_softmax_vjp(a, v).ok()),
         },
         Claim {
             id: "cross_entropy.gradient_sums_to_zero",

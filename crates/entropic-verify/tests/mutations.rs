@@ -257,6 +257,28 @@ fn inequality_family_rejects_a_sign_flipped_kl() {
 }
 
 #[test]
+fn vjp_family_rejects_wrong_softmax_and_log_softmax_vjps() {
+    let mut inputs = Inputs::new(7, false);
+    let tol = claims::VJP_IDENTITY;
+    // Missing the −Σ a_j v_j term (the Jacobian taken as diag(a)).
+    let t = claims::vjp_identity(&mut inputs, &tol, false, &|a: &[f64], v: &[f64]| {
+        Some(a.iter().zip(v).map(|(a, v)| a * v).collect())
+    });
+    assert_rejects(&t, "softmax VJP a ⊙ v (no −aaᵀ term)");
+    // The log-softmax VJP with Σ_j a_j v_j in place of Σ_j v_j.
+    let t = claims::vjp_identity(&mut inputs, &tol, true, &|a: &[f64], v: &[f64]| {
+        let dot: f64 = a.iter().zip(v).map(|(a, v)| a * v).sum();
+        Some(a.iter().zip(v).map(|(a, v)| v - a * dot).collect())
+    });
+    assert_rejects(&t, "log-softmax VJP with Σ a v instead of Σ v");
+    // The production VJPs pass the same checks.
+    let t = claims::vjp_identity(&mut inputs, &tol, false, &|a: &[f64], v: &[f64]| {
+        entropic::softmax_vjp(a, v).ok()
+    });
+    assert!(t.failure.is_none() && t.cases > 0, "{:?}", t.failure);
+}
+
+#[test]
 fn row_family_rejects_softmax_without_max_shift() {
     let mut inputs = Inputs::new(7, false);
     let t = equal_on_rows(&mut inputs, &claims::SOFTMAX_IDENTITY, &|row| {

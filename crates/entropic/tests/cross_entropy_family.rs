@@ -673,3 +673,78 @@ mod no_panic {
         }
     }
 }
+
+/// The `_into` variants write the same gradient as the allocating ones
+/// (bit for bit: the same kernel) and reject a buffer of the wrong length
+/// with `ShapeMismatch` naming the gradient buffer, for every loss type.
+#[test]
+fn into_variants_match_and_reject_wrong_buffers() {
+    use entropic::{BiTemperedLogisticLoss, SigmoidFocalLoss, SoftmaxFocalLoss};
+    let z = [0.3, -1.2, 2.5, 0.0, 4.0, -0.5];
+    let b = Batch::new(&z, 2, 3).unwrap();
+    let labels = [1.0, 0.0, 0.5, 0.0, 1.0, 0.25];
+    let l = Batch::new(&labels, 2, 3).unwrap();
+    let y = [2usize, 0];
+    let check = |name: &str,
+                 alloc: &dyn Fn() -> (Vec<f64>, Option<f64>),
+                 into: &dyn Fn(&mut [f64]) -> Result<Option<f64>, Error>| {
+        let (g, v) = alloc();
+        let mut buf = vec![f64::NAN; z.len()];
+        assert_eq!(into(&mut buf).unwrap(), v, "{name}: value");
+        assert_eq!(buf, g, "{name}: gradient");
+        for len in [0, z.len() - 1, z.len() + 1] {
+            let mut short = vec![0.0; len];
+            match into(&mut short) {
+                Err(Error::ShapeMismatch { expected, actual, .. }) => {
+                    assert_eq!((expected, actual), (z.len(), len), "{name}")
+                }
+                other => panic!("{name}: buffer of {len} gave {other:?}"),
+            }
+        }
+    };
+    let ce = SoftmaxCrossEntropy::new();
+    check(
+        "softmax cross-entropy",
+        &|| {
+            let (o, g) = ce.loss_and_grad(b, classes(&y)).unwrap();
+            (g, o.reduced)
+        },
+        &|g| ce.loss_and_grad_into(b, classes(&y), g).map(|o| o.reduced),
+    );
+    let bce = BinaryCrossEntropyWithLogits::new();
+    check(
+        "binary cross-entropy",
+        &|| {
+            let (o, g) = bce.loss_and_grad(b, l).unwrap();
+            (g, o.reduced)
+        },
+        &|g| bce.loss_and_grad_into(b, l, g).map(|o| o.reduced),
+    );
+    let sf = SigmoidFocalLoss::torchvision();
+    check(
+        "sigmoid focal",
+        &|| {
+            let (o, g) = sf.loss_and_grad(b, l).unwrap();
+            (g, o.reduced)
+        },
+        &|g| sf.loss_and_grad_into(b, l, g).map(|o| o.reduced),
+    );
+    let mf = SoftmaxFocalLoss::new(2.0).unwrap();
+    check(
+        "softmax focal",
+        &|| {
+            let (o, g) = mf.loss_and_grad(b, &y).unwrap();
+            (g, o.reduced)
+        },
+        &|g| mf.loss_and_grad_into(b, &y, g).map(|o| o.reduced),
+    );
+    let bt = BiTemperedLogisticLoss::new(0.8, 1.2).unwrap();
+    check(
+        "bi-tempered",
+        &|| {
+            let (o, g) = bt.loss_and_grad(b, classes(&y)).unwrap();
+            (g, o.reduced)
+        },
+        &|g| bt.loss_and_grad_into(b, classes(&y), g).map(|o| o.reduced),
+    );
+}
