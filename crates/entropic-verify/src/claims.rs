@@ -474,7 +474,7 @@ pub fn vjp_identity(inputs: &mut Inputs, tol: &Tolerance, log: bool, vjp: VjpFn<
             continue;
         }
         let scale = v.iter().map(|x| x.abs()).sum::<f64>().max(1.0) * a.iter().fold(0.0f64, |m, x| m.max(*x));
-        for i in 0..row.len() {
+        for (i, &got_i) in got.iter().enumerate() {
             let z: Vec<Dual64> = row
                 .iter()
                 .enumerate()
@@ -496,7 +496,7 @@ pub fn vjp_identity(inputs: &mut Inputs, tol: &Tolerance, log: bool, vjp: VjpFn<
                 continue;
             };
             let expected: f64 = f.iter().zip(&v).map(|(d, v)| d.eps * v).sum();
-            eq_scaled(&mut t, tol, got[i], expected, scale, || {
+            eq_scaled(&mut t, tol, got_i, expected, scale, || {
                 format!("row {row:?}, v {v:?}, i={i}")
             });
         }
