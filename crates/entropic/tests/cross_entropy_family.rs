@@ -685,9 +685,8 @@ fn into_variants_match_and_reject_wrong_buffers() {
     let labels = [1.0, 0.0, 0.5, 0.0, 1.0, 0.25];
     let l = Batch::new(&labels, 2, 3).unwrap();
     let y = [2usize, 0];
-    let check = |name: &str,
-                 alloc: &dyn Fn() -> (Vec<f64>, Option<f64>),
-                 into: &dyn Fn(&mut [f64]) -> Result<Option<f64>, Error>| {
+    type IntoFn<'a> = &'a dyn Fn(&mut [f64]) -> Result<Option<f64>, Error>;
+    let check = |name: &str, alloc: &dyn Fn() -> (Vec<f64>, Option<f64>), into: IntoFn<'_>| {
         let (g, v) = alloc();
         let mut buf = vec![f64::NAN; z.len()];
         assert_eq!(into(&mut buf).unwrap(), v, "{name}: value");
