@@ -850,7 +850,10 @@ fn g_f64(fl: &SoftmaxFocalLoss, row: &[f64; 3], k: usize) -> Vec<f64> {
 
 #[test]
 fn softmax_kernel_agrees_with_definition() {
-    // Identical (0 ulps): same f64 expressions, same reduction order.
+    // Per-sample values identical (0 ulps): same f64 expressions. The
+    // reduction sums the same n non-negative terms in another association
+    // (8 lanes vs sequential): each side is within (n − 1)·ε relative of the
+    // exact sum, so they differ by at most 2(n − 1) ulps.
     let mut rng = SplitMix(26);
     for &gamma in &GAMMAS {
         let fl = SoftmaxFocalLoss::new(gamma)
@@ -869,7 +872,7 @@ fn softmax_kernel_agrees_with_definition() {
                 assert_eq!(*a, *b, "{a} vs {b}");
             }
             if let (Some(a), Some(b)) = (k.reduced, d.reduced) {
-                assert_eq!(a, b, "{reduction:?}: {a} vs {b}");
+                assert!(ulps64(a, b) <= 2 * (n as u64 - 1), "{reduction:?}: {a} vs {b}");
             }
             let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
             let z64: Vec<f64> = z32.iter().map(|&v| f64::from(v)).collect();
