@@ -387,30 +387,14 @@ impl SoftmaxCrossEntropy {
                     }
                     return ignored_row_ok(row);
                 }
-                let Some(RowStats { m, best, rest }) = row_exp(row, e) else {
-                    return false;
-                };
                 let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
-                loss[0] = if wk != 0.0 {
-                    wk * (crate::softmax::log_one_plus(rest) - (row[k].to_f64() - m))
-                } else {
-                    0.0
+                return match kernels::cross_entropy_class_row(row, k, wk, scale, e, g) {
+                    Some(l) => {
+                        loss[0] = l;
+                        true
+                    }
+                    None => false,
                 };
-                if let Some(g) = g {
-                    let inv = 1.0 / (1.0 + rest);
-                    let factor = scale * wk;
-                    kernels::scaled_into(e, factor * inv, g);
-                    // a_k ≤ ½ unless k = best: a_k − 1 does not cancel.
-                    g[k] = T::round_from(factor * (e[k] * inv - 1.0));
-                    // a_best = 1/s; for k = best, a_best − 1 = −rest/s
-                    // exactly, without the cancellation of 1/s − 1.
-                    g[best] = T::round_from(if k == best {
-                        -(factor * (rest * inv))
-                    } else {
-                        factor * inv
-                    });
-                }
-                return true;
             }
             let Some(total) = self.coefficients(&targets64, i, c, q) else {
                 loss[0] = 0.0;

@@ -32,8 +32,8 @@ fn combine(acc: [f64; LANES]) -> f64 {
 
 /// `max_i z_i` of a row in `f64` (`−∞` for an all-`−∞` row; NaN entries are
 /// skipped — callers detect them through the exponential pass).
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn row_max<T: Float>(row: &[T]) -> f64 {
+#[inline(always)]
+pub(crate) fn row_max_in<T: Float>(row: &[T]) -> f64 {
     let mut acc = [f64::NEG_INFINITY; LANES];
     let mut chunks = row.chunks_exact(LANES);
     for ch in &mut chunks {
@@ -53,8 +53,8 @@ pub(crate) fn row_max<T: Float>(row: &[T]) -> f64 {
 /// The first `j` with `row[j] = m` (as `f64`), or `None`. Scans
 /// [`LANES`] entries at a time with a branch-free test (vectorized) and
 /// looks inside the first chunk that holds `m`.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn first_index_of<T: Float>(row: &[T], m: f64) -> Option<usize> {
+#[inline(always)]
+pub(crate) fn first_index_of_in<T: Float>(row: &[T], m: f64) -> Option<usize> {
     let mut chunks = row.chunks_exact(LANES);
     for (i, ch) in (&mut chunks).enumerate() {
         if ch.iter().fold(false, |hit, &z| hit | (z.to_f64() == m)) {
@@ -77,8 +77,8 @@ pub(crate) fn first_index_of<T: Float>(row: &[T], m: f64) -> Option<usize> {
 /// terms are non-negative). The tail shorter than [`LANES`] is padded with
 /// `−∞` (whose exponential adds exactly 0), so every element goes through
 /// the vector code. A NaN or `+∞` entry makes the sum NaN or `+∞`.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
+#[inline(always)]
+pub(crate) fn exp_shifted_in<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
     #[inline(always)]
     fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
         let t = *s + e;
@@ -118,11 +118,87 @@ pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64,
 }
 
 /// `out_j = round(factor·e_j)` (softmax entries times a row constant).
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn scaled_into<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
+#[inline(always)]
+pub(crate) fn scaled_into_in<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
     for (o, &e) in out.iter_mut().zip(e) {
         *o = T::round_from(factor * e);
     }
+}
+
+/// [`row_max_in`], compiled for the running CPU.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn row_max<T: Float>(row: &[T]) -> f64 {
+    row_max_in(row)
+}
+
+/// [`first_index_of_in`], compiled for the running CPU.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn first_index_of<T: Float>(row: &[T], m: f64) -> Option<usize> {
+    first_index_of_in(row, m)
+}
+
+/// [`exp_shifted_in`], compiled for the running CPU.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
+    exp_shifted_in(row, m, out)
+}
+
+/// [`scaled_into_in`], compiled for the running CPU.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn scaled_into<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
+    scaled_into_in(e, factor, out)
+}
+
+/// One row of softmax cross-entropy with class target `k` and weight `wk`:
+/// returns the loss `wk·(ln_1p(rest) − (z_k − m))` (0 when `wk = 0`) and,
+/// when `g` is given, writes `g = round(scale·wk·(a − e_k))` with
+/// `a = e/s`, `s = 1 + rest`; `e` is scratch of the row's length. `None`
+/// for an invalid row (a NaN, a `+∞`, all `−∞`). One dispatch per row:
+/// the passes (max, argmax, exponentials with compensated lane sums,
+/// gradient) are inlined into the clone chosen for the running CPU.
+///
+/// The gradient's `k` entry is `a_k − 1` (no cancellation: `a_k ≤ ½` unless
+/// `k` is the argmax), and the argmax entry is `1/s` or, for `k = best`,
+/// `−rest/s` exactly (never `1/s − 1`).
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn cross_entropy_class_row<T: Float>(
+    row: &[T],
+    k: usize,
+    wk: f64,
+    scale: f64,
+    e: &mut [f64],
+    g: Option<&mut [T]>,
+) -> Option<f64> {
+    let m = row_max_in(row);
+    if !m.is_finite() {
+        return None;
+    }
+    let best = first_index_of_in(row, m)?;
+    // Σ_j e_j = s + c with e_best = e^0 = 1 exactly; s − 1 is exact for
+    // s < 2 (Sterbenz), so rest keeps the compensated sum's relative
+    // accuracy even when tiny (a confident row).
+    let (s, c) = exp_shifted_in(row, m, e);
+    let rest = (s - 1.0) + c;
+    if rest.is_nan() || rest == f64::INFINITY {
+        return None;
+    }
+    let loss = if wk != 0.0 {
+        wk * (crate::softmax::log_one_plus(rest) - (row[k].to_f64() - m))
+    } else {
+        0.0
+    };
+    if let Some(g) = g {
+        let inv = 1.0 / (1.0 + rest);
+        let factor = scale * wk;
+        scaled_into_in(e, factor * inv, g);
+        g[k] = T::round_from(factor * (e[k] * inv - 1.0));
+        g[best] = T::round_from(if k == best {
+            -(factor * (rest * inv))
+        } else {
+            factor * inv
+        });
+    }
+    Some(loss)
 }
 
 /// `Σ_j e_j` with Neumaier's compensation: error ≤ 2ε·Σ|e_j| regardless of

@@ -68,6 +68,16 @@ where
     };
     let vb = rows_per_block * per_row;
     let gb = rows_per_block * c.max(1);
+    // A single block runs on the calling thread: handing it to the pool
+    // would only add the latency of waking a worker.
+    #[cfg(feature = "parallel")]
+    let grad = if values.len() <= vb {
+        let mut s = Vec::new();
+        block(0, values, grad, &mut s);
+        return ok.into_inner();
+    } else {
+        grad
+    };
     #[cfg(feature = "parallel")]
     match grad {
         Some(g) => values
