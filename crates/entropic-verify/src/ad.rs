@@ -59,6 +59,21 @@ pub const HESSIAN_FD: Tolerance = Tolerance::relative(
      ≈ 1e-9 for |logits| ≤ 8",
 );
 
+/// `x` as dual numbers with the derivative seeded at entry `j` (the
+/// directional derivative along the `j`-th unit vector).
+pub fn seed_derivative(x: &[f64], j: usize) -> Vec<Dual64> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if i == j {
+                Dual64::from_re(v).derivative()
+            } else {
+                Dual64::from_re(v)
+            }
+        })
+        .collect()
+}
+
 /// Central-difference step (Stan Math): `cbrt(ε)·max(1, |x|)`.
 pub fn fd_step(x: f64) -> f64 {
     f64::EPSILON.cbrt() * x.abs().max(1.0)
@@ -75,20 +90,7 @@ fn max_norm(v: &[f64]) -> f64 {
 pub fn dual_gradient<L: LossUnderTest>(loss: &L, case: &Case) -> Result<Vec<f64>, entropic::Error> {
     let x = &case.logits;
     (0..x.len())
-        .map(|j| {
-            let xs: Vec<Dual64> = x
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if i == j {
-                        Dual64::from_re(v).derivative()
-                    } else {
-                        Dual64::from_re(v)
-                    }
-                })
-                .collect();
-            loss.value(case, &xs).map(|v| v.eps)
-        })
+        .map(|j| loss.value(case, &seed_derivative(x, j)).map(|v| v.eps))
         .collect()
 }
 

@@ -407,17 +407,7 @@ fn check_log_softmax_definition(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
 }
 
 fn softmax_jacobian_dual(row: &[f64], i: usize) -> Option<Vec<f64>> {
-    let z: Vec<Dual64> = row
-        .iter()
-        .enumerate()
-        .map(|(k, &v)| {
-            if k == i {
-                Dual64::from_re(v).derivative()
-            } else {
-                Dual64::from_re(v)
-            }
-        })
-        .collect();
+    let z = crate::ad::seed_derivative(row, i);
     entropic::softmax(&z).ok().map(|a| a.iter().map(|d| d.eps).collect())
 }
 
@@ -475,17 +465,7 @@ pub fn vjp_identity(inputs: &mut Inputs, tol: &Tolerance, log: bool, vjp: VjpFn<
         }
         let scale = v.iter().map(|x| x.abs()).sum::<f64>().max(1.0) * a.iter().fold(0.0f64, |m, x| m.max(*x));
         for (i, &got_i) in got.iter().enumerate() {
-            let z: Vec<Dual64> = row
-                .iter()
-                .enumerate()
-                .map(|(k, &x)| {
-                    if k == i {
-                        Dual64::from_re(x).derivative()
-                    } else {
-                        Dual64::from_re(x)
-                    }
-                })
-                .collect();
+            let z = crate::ad::seed_derivative(&row, i);
             let f = if log {
                 entropic::log_softmax(&z)
             } else {

@@ -133,17 +133,7 @@ fn check_lambda_implicit(inputs: &mut Inputs, tol: &Tolerance) -> Tally {
             let z: f64 = pt.iter().sum();
             for (i, &pti) in pt.iter().enumerate() {
                 // num-dual's implicit differentiation of Σ exp_t(a_j − λ) − 1 = 0.
-                let args: Vec<Dual64> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &v)| {
-                        if j == i {
-                            Dual64::from_re(v).derivative()
-                        } else {
-                            Dual64::from_re(v)
-                        }
-                    })
-                    .collect();
+                let args = crate::ad::seed_derivative(&row, i);
                 let lam: Dual64 = num_dual::implicit_derivative(
                     |l: Dual<Dual64>, a: &Vec<Dual<Dual64>>| {
                         a.iter()

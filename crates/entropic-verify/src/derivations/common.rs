@@ -6,19 +6,7 @@ use num_dual::Dual64;
 use super::engine::Case;
 use crate::generate::Inputs;
 
-/// Rows of duals seeded in direction `i`.
-pub fn seeded(row: &[f64], i: usize) -> Vec<Dual64> {
-    row.iter()
-        .enumerate()
-        .map(|(k, &v)| {
-            if k == i {
-                Dual64::from_re(v).derivative()
-            } else {
-                Dual64::from_re(v)
-            }
-        })
-        .collect()
-}
+pub use crate::ad::seed_derivative as seeded;
 
 /// The gradient of `f` at `row` by forward-mode dual numbers, one pass per entry.
 pub fn dual_gradient(row: &[f64], f: impl Fn(&[Dual64]) -> Option<Dual64>) -> Option<Vec<f64>> {
