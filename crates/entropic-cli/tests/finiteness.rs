@@ -285,3 +285,38 @@ fn class_target_losses_are_finite_exactly_where_exact() {
         run(loss, s);
     }
 }
+
+/// Kernel vs certified reference for gradients of size `e^{600}` and more.
+///
+/// Reason for the bound: with `t2 < t1` and a heavy tail (`t2 > 1`) the
+/// gradient carries the factor `p^{t2 − t1} = e^{(t1 − t2)·|ln p|}`, which
+/// turns a relative error δ of `ln p` (a few ε, `|ln p| ≈ 1300` here) into
+/// `(t1 − t2)·|ln p|·δ ≈ 640·4ε ≈ 6e-13` of the result; the loss term
+/// `p^{1 − t1}` likewise (factor `(t1 − 1)·|ln p|`).
+const HEAVY_TAIL_REL: f64 = 2e-12;
+
+#[test]
+fn heavy_tail_gradients_beyond_e600_match_the_certified_reference() {
+    for a in ["2e7", "4.4e7", "1e8"] {
+        let line = format!(
+            r#"{{"loss":"bi_tempered_logistic_loss","logits":[[0.0,-{a}]],"target":[1],"params":{{"t1":1.5,"t2":1.01,"reduction":"sum"}}}}"#
+        );
+        let fast = eval_line(&line, Path::new("."), 1).1.unwrap();
+        let exact = eval_line_reference(&line, Path::new("."), 1).1.unwrap();
+        let (f, e) = (flatten(fast.get("grad")), flatten(exact.get("grad")));
+        assert!(
+            e.iter().any(|g| g.abs() > 1e250),
+            "the case must reach gradients beyond e^575: {e:?}"
+        );
+        for field in ["per_sample", "grad"] {
+            let (f, e) = (flatten(fast.get(field)), flatten(exact.get(field)));
+            for (a, b) in f.iter().zip(&e) {
+                assert!(
+                    (a - b).abs() <= HEAVY_TAIL_REL * b.abs(),
+                    "{field}: {a} vs exact {b} for {line}"
+                );
+            }
+        }
+        assert_eq!(f.len(), 2);
+    }
+}
