@@ -165,11 +165,15 @@ fn one_and_many_threads_give_identical_bits() {
             let bce = entropic::BinaryCrossEntropyWithLogits::new()
                 .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&labels, n, c).unwrap())
                 .unwrap();
+            let focal = entropic::SigmoidFocalLoss::torchvision()
+                .with_reduction(Reduction::Mean)
+                .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&labels, n, c).unwrap())
+                .unwrap();
             let mut sm = vec![0.0f32; n * c];
             softmax_batch_into(b, &mut sm).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let mut all = Vec::new();
-            for (o, g) in [&a, &s, &q, &bce] {
+            for (o, g) in [&a, &s, &q, &bce, &focal] {
                 all.push(bits(&o.unreduced));
                 all.push(bits(&[o.reduced.unwrap()]));
                 all.push(bits(g));
@@ -182,8 +186,12 @@ fn one_and_many_threads_give_identical_bits() {
             .build()
             .unwrap()
             .install(run);
-        let many = run();
-        assert!(rayon::current_num_threads() >= 1);
+        // More workers than cores, so that blocks really are split.
+        let many = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(run);
         assert_eq!(one, many, "n={n} c={c}");
     }
 }
