@@ -54,9 +54,26 @@ pub fn eval_line(line: &str, base: &Path, lineno: usize) -> LineResult {
 /// As [`eval_line`], in reference mode: batch losses are evaluated with the
 /// high-precision definitions and the certified, correctly rounded value is
 /// printed for the case's dtype.
+///
+/// The arbitrary-precision library panics (reporting "out of memory")
+/// rather than allocate an intermediate it cannot hold — e.g. `e^{2e12}`
+/// formed exactly inside a focal loss whose logits differ by `2e12`. That
+/// is caught here and reported as a case error starting with
+/// [`REFERENCE_FAILED`]: no certified value, and no crash of the caller.
 pub fn eval_line_reference(line: &str, base: &Path, lineno: usize) -> LineResult {
-    on_line(line, lineno, |case| reference_case(case, base))
+    on_line(line, lineno, |case| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reference_case(case, base))).unwrap_or_else(|_| {
+            Err(oracle::CaseError::new(
+                "case",
+                format!("{REFERENCE_FAILED} (an intermediate beyond the arbitrary-precision library's limits)"),
+            ))
+        })
+    })
 }
+
+/// The start of the message of a case the high-precision reference could
+/// not evaluate (see [`eval_line_reference`]).
+pub const REFERENCE_FAILED: &str = "reference: the high-precision evaluation failed";
 
 fn reference_case(case: &Map<String, Value>, base: &Path) -> Result<Map<String, Value>, oracle::CaseError> {
     let loss = case.get("loss").and_then(Value::as_str).unwrap_or("");
