@@ -110,28 +110,71 @@ pub(crate) fn reduce_f64(unreduced: &[f64], reduction: Reduction, scale: f64) ->
 /// Terms per block of [`reduce_f64`].
 const REDUCE_BLOCK: usize = 1 << 14;
 
+/// `2^-64`: finite terms scaled by it cannot overflow in any partial sum of
+/// fewer than `2^64` of them.
+const OVERFLOW_SCALE: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+
 fn block_sums(xs: &[f64]) -> f64 {
+    let s = scaled_block_sums(xs, 1.0);
+    if s.is_finite() {
+        return s;
+    }
+    // A partial sum of finite terms overflowed (e.g. f64::MAX and −f64::MAX
+    // in different lanes give +∞ and −∞, then NaN, where the exact sum is
+    // 0). Sum again scaled by 2^-64 — exact for every term above 2^-958,
+    // and the smaller ones are negligible next to terms that overflowed —
+    // and scale back: ±∞ only where the exact sum overflows.
+    scaled_block_sums(xs, OVERFLOW_SCALE) / OVERFLOW_SCALE
+}
+
+fn scaled_block_sums(xs: &[f64], scale: f64) -> f64 {
     #[cfg(feature = "parallel")]
     let sums: Vec<f64> = {
         use rayon::prelude::*;
-        xs.par_chunks(REDUCE_BLOCK).map(lane_sum).collect()
+        xs.par_chunks(REDUCE_BLOCK).map(|b| lane_sum(b, scale)).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let sums: Vec<f64> = xs.chunks(REDUCE_BLOCK).map(lane_sum).collect();
+    let sums: Vec<f64> = xs.chunks(REDUCE_BLOCK).map(|b| lane_sum(b, scale)).collect();
     sums.iter().sum()
 }
 
-/// `Σ x` over 8 lanes, combined in a fixed order (vectorizes).
-fn lane_sum(xs: &[f64]) -> f64 {
+/// `Σ scale·x` over 8 lanes, combined in a fixed order (vectorizes).
+fn lane_sum(xs: &[f64], scale: f64) -> f64 {
     let mut acc = [0.0; 8];
     let mut chunks = xs.chunks_exact(8);
     for ch in &mut chunks {
         for (a, &x) in acc.iter_mut().zip(ch) {
-            *a += x;
+            *a += scale * x;
         }
     }
     for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
-        *a += x;
+        *a += scale * x;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the hostile proptest: ±f64::MAX terms in different lanes
+    /// overflowed to +∞ and −∞ and gave NaN; the exact sum is 0.
+    #[test]
+    fn cancelling_huge_terms_do_not_give_nan() {
+        let mut xs = vec![0.0; 15];
+        xs[1] = f64::MAX;
+        xs[3] = -f64::MAX;
+        xs[12] = f64::MAX;
+        xs[14] = -f64::MAX;
+        assert_eq!(reduce_f64(&xs, Reduction::Sum, 1.0), Some(0.0));
+        // A sum that really overflows is +∞, not NaN.
+        assert_eq!(reduce_f64(&[f64::MAX; 3], Reduction::Sum, 1.0), Some(f64::INFINITY));
+        // Tiny terms next to cancelling huge ones: finite (their exact sum
+        // is 1; any association is within ε·f64::MAX of it).
+        assert!(
+            reduce_f64(&[f64::MAX, 1e-300, -f64::MAX, 1.0], Reduction::Sum, 1.0)
+                .unwrap()
+                .is_finite()
+        );
+    }
 }
