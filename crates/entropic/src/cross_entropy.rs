@@ -412,7 +412,7 @@ impl SoftmaxCrossEntropy {
                 // up to 1) would cancel catastrophically when
                 // a_best·Σq ≈ q_best: since Σ_j g_j = 0 exactly it is
                 // minus the sum of the others.
-                kernels::gradient_into(e, 1.0 + rest, total, Some(q), scale, g);
+                kernels::gradient_into(e, 1.0 + rest, total, q, scale, g);
                 e[best] = 0.0;
                 g[best] = T::round_from(scale * -kernels::compensated_sum(e));
             }

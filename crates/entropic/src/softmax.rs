@@ -271,20 +271,7 @@ pub(crate) struct RowStats {
 /// the caller reports the error found by [`check_row`].
 #[inline]
 pub(crate) fn row_exp<T: Float>(row: &[T], e: &mut [f64]) -> Option<RowStats> {
-    let m = kernels::row_max(row);
-    if !m.is_finite() {
-        return None;
-    }
-    let best = kernels::first_index_of(row, m)?;
-    // Σ_j e_j = s + c with e_best = e^0 = 1 exactly; s ≥ 1, and s − 1 is
-    // exact for s < 2 (Sterbenz), so rest keeps the relative accuracy of
-    // the compensated sum even when it is tiny (a confident row).
-    let (s, c) = kernels::exp_shifted(row, m, e);
-    let rest = (s - 1.0) + c;
-    // NaN (a NaN entry) or +∞ (impossible for valid rows: every term ≤ 1).
-    if rest.is_nan() || rest == f64::INFINITY {
-        return None;
-    }
+    let (m, best, rest) = kernels::row_stats(row, e)?;
     Some(RowStats { m, best, rest })
 }
 

@@ -125,28 +125,40 @@ pub(crate) fn scaled_into_in<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
     }
 }
 
-/// [`row_max_in`], compiled for the running CPU.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn row_max<T: Float>(row: &[T]) -> f64 {
-    row_max_in(row)
-}
-
-/// [`first_index_of_in`], compiled for the running CPU.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn first_index_of<T: Float>(row: &[T], m: f64) -> Option<usize> {
-    first_index_of_in(row, m)
-}
-
-/// [`exp_shifted_in`], compiled for the running CPU.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn exp_shifted<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
-    exp_shifted_in(row, m, out)
-}
-
 /// [`scaled_into_in`], compiled for the running CPU.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
 pub(crate) fn scaled_into<T: Float>(e: &[f64], factor: f64, out: &mut [T]) {
     scaled_into_in(e, factor, out)
+}
+
+/// `(m, best, rest)` of a row — its maximum, the first index of it, and
+/// `rest = Σ_{j≠best} e^{z_j − m}` — with `e_j = e^{z_j − m}` stored in `e`
+/// (`e[best] = 1`). `None` for an invalid row (all `−∞`, a NaN or a `+∞`).
+///
+/// `Σ_j e_j = s + c` (compensated lane sums) with `e_best = e^0 = 1`
+/// exactly; `s − 1` is exact for `s < 2` (Sterbenz), so `rest` keeps the
+/// compensated sum's relative accuracy even when tiny (a confident row),
+/// and `ln Σ e = ln_1p(rest)`.
+#[inline(always)]
+pub(crate) fn row_stats_in<T: Float>(row: &[T], e: &mut [f64]) -> Option<(f64, usize, f64)> {
+    let m = row_max_in(row);
+    if !m.is_finite() {
+        return None;
+    }
+    let best = first_index_of_in(row, m)?;
+    let (s, c) = exp_shifted_in(row, m, e);
+    let rest = (s - 1.0) + c;
+    // NaN (a NaN entry) or +∞ (impossible for valid rows: every term ≤ 1).
+    if rest.is_nan() || rest == f64::INFINITY {
+        return None;
+    }
+    Some((m, best, rest))
+}
+
+/// [`row_stats_in`], compiled for the running CPU.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn row_stats<T: Float>(row: &[T], e: &mut [f64]) -> Option<(f64, usize, f64)> {
+    row_stats_in(row, e)
 }
 
 /// One row of softmax cross-entropy with class target `k` and weight `wk`:
@@ -169,19 +181,7 @@ pub(crate) fn cross_entropy_class_row<T: Float>(
     e: &mut [f64],
     g: Option<&mut [T]>,
 ) -> Option<f64> {
-    let m = row_max_in(row);
-    if !m.is_finite() {
-        return None;
-    }
-    let best = first_index_of_in(row, m)?;
-    // Σ_j e_j = s + c with e_best = e^0 = 1 exactly; s − 1 is exact for
-    // s < 2 (Sterbenz), so rest keeps the compensated sum's relative
-    // accuracy even when tiny (a confident row).
-    let (s, c) = exp_shifted_in(row, m, e);
-    let rest = (s - 1.0) + c;
-    if rest.is_nan() || rest == f64::INFINITY {
-        return None;
-    }
+    let (m, best, rest) = row_stats_in(row, e)?;
     let loss = if wk != 0.0 {
         wk * (crate::softmax::log_one_plus(rest) - (row[k].to_f64() - m))
     } else {
@@ -215,25 +215,14 @@ pub(crate) fn compensated_sum(e: &[f64]) -> f64 {
     s + comp
 }
 
-/// The cross-entropy gradient: `d_j = (e_j / s)·total − q_j` (`q_j = 0`
-/// when `q` is `None`) overwrites `e_j`, and `out_j = round(scale·d_j)`.
+/// The cross-entropy gradient for target coefficients `q`:
+/// `d_j = (e_j / s)·total − q_j` overwrites `e_j`, and `out_j = round(scale·d_j)`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn gradient_into<T: Float>(e: &mut [f64], s: f64, total: f64, q: Option<&[f64]>, scale: f64, out: &mut [T]) {
-    match q {
-        None => {
-            for (o, e) in out.iter_mut().zip(e) {
-                let d = (*e / s) * total;
-                *e = d;
-                *o = T::round_from(scale * d);
-            }
-        }
-        Some(q) => {
-            for ((o, e), &q) in out.iter_mut().zip(e).zip(q) {
-                let d = (*e / s) * total - q;
-                *e = d;
-                *o = T::round_from(scale * d);
-            }
-        }
+pub(crate) fn gradient_into<T: Float>(e: &mut [f64], s: f64, total: f64, q: &[f64], scale: f64, out: &mut [T]) {
+    for ((o, e), &q) in out.iter_mut().zip(e).zip(q) {
+        let d = (*e / s) * total - q;
+        *e = d;
+        *o = T::round_from(scale * d);
     }
 }
 
