@@ -132,10 +132,6 @@ pub fn check(results: &[Value], vectors: &[Value], dtype: Dtype) -> CheckReport 
             .pointer(&format!("/allowance_ulps/{key}"))
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
-        let allowance_abs = v
-            .pointer(&format!("/allowance_abs/{key}"))
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
         let expected = v.pointer(&format!("/expected/{key}"));
         let mut case = CaseResult {
             id: id.clone(),
@@ -167,10 +163,8 @@ pub fn check(results: &[Value], vectors: &[Value], dtype: Dtype) -> CheckReport 
             }
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 match (w, err_ulps(*g, w.unwrap_or(f64::NAN), None, dtype)) {
-                    (Some(want), Some((u, rel))) => {
-                        // Within the absolute allowance (if any) counts as 0 ulp.
-                        let within_abs = g.is_some_and(|g| (g - want).abs() <= allowance_abs);
-                        case.value_ulps = case.value_ulps.max(if within_abs { 0.0 } else { u });
+                    (Some(_), Some((u, rel))) => {
+                        case.value_ulps = case.value_ulps.max(u);
                         case.value_rel = case.value_rel.max(rel);
                     }
                     _ => problems.push(format!("{field}[{i}]: got {g:?}, expected {w:?}")),

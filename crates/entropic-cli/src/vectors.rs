@@ -36,10 +36,14 @@ pub const SEED: u64 = 20261129;
 ///   `e^t·(t − x)` subtracts two log-probabilities;
 /// - sigmoid focal: `16 + 4·γ` — the factor `exp(γ·ln(1−p_t))` multiplies the
 ///   rounding of `ln(1−p_t)` by `γ`;
-/// - bi-tempered (and binary): `256 + 2·⌈log2 c⌉` — the Bregman form adds
-///   terms `y log_t y`, `−y log_t p`, `p^{2−t}/(2−t)` of size ~1 to give a
-///   loss that can be ~1e-2, amplifying their rounding ~100-fold, after a
-///   normalizer solved to working precision.
+/// - bi-tempered (and binary): `base + 16` — each class term is a Bregman
+///   term evaluated without cancellation (a series near `p = y`), but it
+///   depends on `ℓ = ln(p/y)`, and `ln p` carries the normalizer `λ`
+///   (solved to working precision, a few ulps) and the rounding of
+///   `ln1p((1−t2)(z − λ))/(1−t2)`; the loss's sensitivity to `ℓ` is
+///   `ℓ·y^{2−t1}` against a value `≈ ℓ²·y^{2−t1}/2`, which doubles the
+///   relative error of `ℓ` (measured worst, 88 vector cases: 9 ulp, binary
+///   at `t1 = 0.8, t2 = 2`).
 pub fn allowance_ulps(loss: &str, c: usize, params: &Value) -> u64 {
     let log2c = u64::from(usize::BITS - c.max(2).saturating_sub(1).leading_zeros());
     let base = 4 + 2 * log2c;
@@ -49,19 +53,9 @@ pub fn allowance_ulps(loss: &str, c: usize, params: &Value) -> u64 {
             let gamma = params.get("gamma").and_then(Value::as_f64).unwrap_or(2.0);
             16 + (4.0 * gamma).ceil() as u64
         }
-        "bi_tempered_logistic_loss" | "bi_tempered_binary_logistic_loss" => 256 + 2 * log2c,
+        "bi_tempered_logistic_loss" | "bi_tempered_binary_logistic_loss" => base + 16,
         _ => base,
     }
-}
-
-/// An absolute allowance for values, in units of the format's ε, for the
-/// losses whose exact form cancels: the bi-tempered loss adds per row terms
-/// of size O(1) (`y log_t y`, `y log_t p`, `p^{2−t}`, all with `y, p ≤ 1`)
-/// to give values that can be far smaller (1e-20 for a confident row), so
-/// an evaluation of that form has an absolute, not a relative, error: a
-/// value passes within `allowance_ulps` ulps *or* within this many ε.
-pub fn absolute_allowance_eps(loss: &str) -> Option<f64> {
-    matches!(loss, "bi_tempered_logistic_loss" | "bi_tempered_binary_logistic_loss").then_some(64.0)
 }
 
 fn f32_exact(x: f64) -> f64 {
@@ -300,6 +294,21 @@ pub fn catalogue() -> BTreeMap<&'static str, Vec<Map<String, Value>>> {
             json!({"t1": t1, "t2": t2, "label_smoothing": 0.1}),
         );
     }
+    // Confident, correct rows: the loss is far below its O(1) Bregman terms
+    // (an evaluation that forms those terms separately loses every digit
+    // here), down to an exact 0 outside the finite support (t2 < 1). No row
+    // sits on the support boundary 1 + (1 − t2)(z − λ) = 0 (e.g. [5, 0, −1]
+    // at t2 = 0.8), where the value's condition number is unbounded and no
+    // ulp allowance can hold.
+    for (t1, t2) in [(1.0, 1.0), (0.8, 1.2), (0.5, 0.8), (1.9, 1.1)] {
+        b.push(
+            bt,
+            &format!("confident-t1-{t1}-t2-{t2}"),
+            json!([[20.0, 0.0, -1.0], [40.0, 0.0, 0.0], [3.0, 0.0, -1.0]]),
+            json!([0, 0, 0]),
+            json!({"t1": t1, "t2": t2, "reduction": "none"}),
+        );
+    }
     let btb = "bi_tempered_binary_logistic_loss";
     let x: Vec<f64> = [0.0, 3.0, -3.0, 20.0, -20.0, 1.5]
         .iter()
@@ -355,12 +364,6 @@ pub fn render(mut progress: impl FnMut(&str)) -> Result<Vec<(String, String)>, S
             );
             let a = allowance_ulps(loss, spec.case.c, case.get("params").unwrap_or(&Value::Null));
             line.insert("allowance_ulps".into(), json!({"f64": a, "f32": a}));
-            if let Some(eps) = absolute_allowance_eps(loss) {
-                line.insert(
-                    "allowance_abs".into(),
-                    json!({"f64": eps * f64::EPSILON, "f32": eps * f64::from(f32::EPSILON)}),
-                );
-            }
             text.push_str(&Value::Object(line).to_string());
             text.push('\n');
         }
@@ -375,7 +378,7 @@ pub fn render(mut progress: impl FnMut(&str)) -> Result<Vec<(String, String)>, S
         "generator": "entropic vectors --out verification/vectors/",
         "seed": SEED,
         "reference": "production generic definitions in dashu-float at 256 and 512 bits; values are the correctly rounded f64/f32 of the exact result (certified: both precisions round alike)",
-        "allowance": "per loss family (see entropic-cli src/vectors.rs allowance_ulps): 4 + 2*ceil(log2 c) for the cross-entropy family, +8 for kl_div with log_target, 16 + 4*gamma for sigmoid focal, 256 + 2*ceil(log2 c) for bi-tempered (values there also pass within allowance_abs, 64 eps, since the Bregman form cancels); gradients in ulps of the gradient's largest entry",
+        "allowance": "per loss family (see entropic-cli src/vectors.rs allowance_ulps): 4 + 2*ceil(log2 c) for the cross-entropy family, +8 for kl_div with log_target, 16 + 4*gamma for sigmoid focal, 4 + 2*ceil(log2 c) + 16 for bi-tempered; gradients in ulps of the gradient's largest entry",
         "losses": manifest,
     });
     files.push((

@@ -330,6 +330,39 @@ fn heavy_tail_gradients_beyond_e600_match_the_certified_reference() {
     }
 }
 
+/// A probability below the `f64` range (`p ≈ 4e-348`: heavy tail `t2 = 1.1`,
+/// a logit gap of 5.5e35). Unlabelled, its loss term `p^{2−t1}/(2−t1)` and
+/// gradient `≈ p^{t2−t1+1}` are still representable (1.8e-34, 3.3e-70; the
+/// kernel gave a gradient of 0). Labelled, the loss overflows to +∞ but the
+/// gradient `≈ −p^{t2−t1}` (8.4e277) does not (the reference's reduction
+/// replaced the whole sum by a derivative-free +∞ and reported 0). Same
+/// tolerance as above: `|ln p| ≈ 800`, factors `|t2 − t1| = 0.8`.
+#[test]
+fn underflowing_probabilities_keep_their_loss_terms_and_gradients() {
+    for (label, min_grad) in [(0, 1e-70), (1, 1e277)] {
+        let line = format!(
+            r#"{{"loss":"bi_tempered_logistic_loss","logits":[[0.0,-5.5e35]],"target":[{label}],"params":{{"t1":1.9,"t2":1.1,"reduction":"sum"}}}}"#
+        );
+        let fast = eval_line(&line, Path::new("."), 1).1.unwrap();
+        let exact = eval_line_reference(&line, Path::new("."), 1).1.unwrap();
+        for field in ["per_sample", "grad"] {
+            let (f, e) = (flatten(fast.get(field)), flatten(exact.get(field)));
+            assert_eq!(f.len(), e.len());
+            for (a, b) in f.iter().zip(&e) {
+                assert!(
+                    a == b || (a - b).abs() <= HEAVY_TAIL_REL * b.abs(),
+                    "{field}: {a} vs exact {b} for {line}"
+                );
+            }
+        }
+        let g = flatten(exact.get("grad"));
+        assert!(
+            g.iter().all(|v| v.abs() > min_grad),
+            "label {label}: exact gradient {g:?}"
+        );
+    }
+}
+
 /// Found by the extensive run: the reference evaluation of a softmax focal
 /// loss with logits `(43.2, 2.1e12)` made the arbitrary-precision library
 /// panic ("out of memory", an exact `e^{2e12}`), which crashed

@@ -81,12 +81,17 @@ pub struct LossOutput<T> {
 pub(crate) fn reduce_generic<D: Real>(unreduced: &[D], reduction: Reduction, scale: f64) -> Option<D> {
     match reduction {
         Reduction::None => None,
-        // A +∞ term is exact (a positive label on an impossible event) and
-        // every other term is finite, so the exact sum is +∞, even where the
-        // finite terms' partial sums overflow to −∞ (which would give NaN).
-        _ if unreduced.iter().any(|v| v.re() == f64::INFINITY) => Some(D::from_f64(f64::INFINITY)),
         _ => {
             let sum = unreduced.iter().cloned().fold(D::zero(), |acc, v| acc + v);
+            // A +∞ term is exact (a positive label on an impossible event) and
+            // every other term is finite, so the exact sum is +∞, even where
+            // the finite terms' partial sums overflow to −∞ (which gives NaN).
+            // Only that NaN is replaced: a sum that is merely beyond the `f64`
+            // range (a high-precision type, whose `re()` rounds it to +∞)
+            // keeps its value and its derivatives.
+            if sum.re().is_nan() && unreduced.iter().any(|v| v.re() == f64::INFINITY) {
+                return Some(D::from_f64(f64::INFINITY));
+            }
             Some(if scale == 1.0 { sum } else { sum.scale_f64(scale) })
         }
     }

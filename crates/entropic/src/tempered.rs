@@ -189,6 +189,57 @@ fn y_log_t_of_ln<T: Real>(y: f64, ln_p: T, t: f64) -> T {
     }
 }
 
+/// `|ℓ| = |ln(p/y)|` below which [`bregman_term`] sums its series: there
+/// the direct difference loses up to `−log2 |ℓ| + 1` bits; at `|ℓ| ≥ 1/4`
+/// the direct form loses at most 3 bits, and the series' terms shrink at
+/// least by `c·|ℓ|/k ≤ 1/(2k)` per degree.
+const BREGMAN_SERIES_RADIUS: f64 = 0.25;
+
+/// One class's Bregman term of the bi-tempered loss for a label `y > 0` and
+/// `p > 0` (finite `ln p`):
+/// `y·(log_t y − log_t p) − (y^{2−t} − p^{2−t})/(2−t) = y^{2−t}·φ(ℓ)` with
+/// `ℓ = ln(p/y)` and `φ(ℓ) = expm1((2−t)ℓ)/(2−t) − expm1((1−t)ℓ)/(1−t) ≥ 0`.
+///
+/// Near a perfect prediction (`p ≈ y`) the two halves cancel to `≈ y^{2−t} ℓ²/2`,
+/// so `φ` is summed there as `Σ_{k≥2} (a^{k−1} − b^{k−1}) ℓ^k/k!`
+/// (`a = 2 − t`, `b = 1 − t`, `a − b = 1`) until the tail is below the
+/// type's [`Real::epsilon`], and the loss keeps its relative accuracy
+/// instead of an absolute error of `ε·y^{2−t}`.
+fn bregman_term<T: Real>(y: f64, ln_p: T, t: f64) -> T {
+    let (a, b) = (2.0 - t, 1.0 - t);
+    let ln_y = T::from_f64(y).ln();
+    let l = ln_p.clone() - ln_y.clone();
+    let l_abs = l.re().abs();
+    if l_abs >= BREGMAN_SERIES_RADIUS {
+        let p_term = (ln_p.scale_f64(a).exp() - ln_y.clone().scale_f64(a).exp()) / T::from_f64(a);
+        return p_term - (y_log_t_of_ln(y, l.clone() + ln_y.clone(), t) - y_log_t_of_ln(y, ln_y, t));
+    }
+    // Tail bound: |a^{k−1} − b^{k−1}|·|ℓ|^k/k! ≤ 2·c^{k−1}|ℓ|^k/k! with
+    // c = max(|a|, |b|) ≤ 2, against φ ≥ ℓ²/4 on |ℓ| < 1/4; `bound` is
+    // 2·c^{k−1}|ℓ|^{k−2}/k!, so the sum stops once the next term is below
+    // ε/4 of φ.
+    let c = a.abs().max(b.abs());
+    let (a_t, b_t) = (T::from_f64(a), T::from_f64(b));
+    let (mut a_pow, mut b_pow) = (a_t.clone(), b_t.clone());
+    let mut l_pow = l.clone() * l.clone() / T::from_f64(2.0);
+    let mut phi = T::zero();
+    let mut bound = c;
+    let limit = T::epsilon() / 16.0;
+    let mut k = 2.0;
+    loop {
+        phi += (a_pow.clone() - b_pow.clone()) * l_pow.clone();
+        k += 1.0;
+        bound *= c * l_abs / k;
+        if bound <= limit {
+            break;
+        }
+        a_pow *= a_t.clone();
+        b_pow *= b_t.clone();
+        l_pow = l_pow * l.clone() / T::from_f64(k);
+    }
+    ln_y.scale_f64(a).exp() * phi
+}
+
 /// The result of normalizing one row with [`TemperedSoftmax::normalize`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemperedNormalization<T> {
@@ -705,24 +756,35 @@ impl BiTemperedLogisticLoss {
         }
     }
 
-    /// `Σ_i [y_i log_{t1} y_i − y_i^{2−t1}/(2−t1)]`: the label-only part of
-    /// the row loss (`0·log_{t1} 0 = 0`).
-    fn label_terms(&self, y: &[f64]) -> f64 {
-        let t1 = self.t1;
-        y.iter()
-            .filter(|&&v| v > 0.0)
-            .map(|&v| y_log_t_of_ln(v, v.ln(), t1) - (v.ln() * (2.0 - t1)).exp() / (2.0 - t1))
-            .sum()
+    /// One class's term of the row loss, `≥ 0`, from `ln p`, never from `p`
+    /// (where `p` underflows, `t2 ≥ 1` and huge spreads, `log_{t1} p` stays
+    /// finite, as the exact loss is): [`zero_probability_term`](Self::zero_probability_term)
+    /// at `p = 0`, `p^{2−t1}/(2−t1)` at `y = 0`, else [`bregman_term`].
+    fn class_term<D: Real>(&self, y: f64, ln_p: D) -> D {
+        let a = 2.0 - self.t1;
+        if ln_p.re() == f64::NEG_INFINITY {
+            self.zero_probability_term(y)
+        } else if y == 0.0 {
+            // p^{2−t1} as exp((2−t1)·ln p): num-dual's `powf` forms p^{n−3}
+            // first, which overflows for tiny p.
+            ln_p.scale_f64(a).exp() / D::from_f64(a)
+        } else {
+            bregman_term(y, ln_p, self.t1)
+        }
     }
 
-    /// `−y·log_{t1}(0)`: the term of a class with `p = 0`.
-    fn zero_probability_term(&self, y: f64) -> f64 {
+    /// The term of a class with `p = 0`:
+    /// `y·(log_{t1} y − log_{t1} 0) − y^{2−t1}/(2−t1)`, which is
+    /// `y^{2−t1}/((1−t1)(2−t1))` for `t1 < 1` (`log_{t1} 0 = −1/(1−t1)`),
+    /// `+∞` for `t1 ≥ 1` and a positive label, `0` for `y = 0`.
+    fn zero_probability_term<D: Real>(&self, y: f64) -> D {
+        let (a, b) = (2.0 - self.t1, 1.0 - self.t1);
         if y == 0.0 {
-            0.0
-        } else if self.t1 < 1.0 {
-            y / (1.0 - self.t1)
+            D::zero()
+        } else if b > 0.0 {
+            D::from_f64(y).ln().scale_f64(a).exp() / (D::from_f64(a) * D::from_f64(b))
         } else {
-            f64::INFINITY
+            D::from_f64(f64::INFINITY)
         }
     }
 
@@ -751,7 +813,7 @@ impl BiTemperedLogisticLoss {
         targets: Targets<'_, P>,
     ) -> Result<LossOutput<D>> {
         let scale = self.prepare(&activations, &targets)?;
-        let (t1, t2) = (self.t1, self.t2);
+        let t2 = self.t2;
         let c = activations.c();
         // No row buffer for an empty batch: `c` is then unbounded by the data.
         let mut y = vec![0.0; if activations.n() == 0 { 0 } else { c }];
@@ -759,20 +821,9 @@ impl BiTemperedLogisticLoss {
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
             let ln_p = normalize_row(row, t2, self.max_iterations, i)?.log_probabilities;
-            let mut loss = D::from_f64(self.label_terms(&y));
-            // Terms from ln p, never from p: where p underflows (t2 ≥ 1 and
-            // huge spreads) log_{t1} p stays finite, as the exact loss is.
+            let mut loss = D::zero();
             for (lp, &yj) in ln_p.iter().zip(&y) {
-                if lp.re() == f64::NEG_INFINITY {
-                    loss += D::from_f64(self.zero_probability_term(yj));
-                } else {
-                    if yj != 0.0 {
-                        loss -= y_log_t_of_ln(yj, lp.clone(), t1);
-                    }
-                    // p^{2−t1} as exp((2−t1)·ln p): num-dual's `powf` forms
-                    // p^{n−3} first, which overflows for tiny p.
-                    loss += lp.scale_f64(2.0 - t1).exp() / D::from_f64(2.0 - t1);
-                }
+                loss += self.class_term(yj, lp.clone());
             }
             unreduced.push(loss);
         }
@@ -852,16 +903,9 @@ impl BiTemperedLogisticLoss {
                 *aj = r.to_f64();
             }
             normalize_row_f64(&a, t2, self.max_iterations, i, &mut p, &mut ln_p)?;
-            let mut loss = self.label_terms(&y);
+            let mut loss = 0.0;
             for (&lp, &yj) in ln_p.iter().zip(&y) {
-                if lp == f64::NEG_INFINITY {
-                    loss += self.zero_probability_term(yj);
-                } else {
-                    if yj != 0.0 {
-                        loss -= y_log_t_of_ln(yj, lp, t1);
-                    }
-                    loss += (lp * (2.0 - t1)).exp() / (2.0 - t1);
-                }
+                loss += self.class_term(yj, lp);
             }
             unreduced.push(loss);
             if let Some(gr) = grad.as_deref_mut() {
@@ -1003,8 +1047,17 @@ fn row_gradient(p: &[f64], ln_p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64
     let ln_p_max = ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
     let mut log_max = f64::NEG_INFINITY;
     for (o, ((&pj, &lp), &yj)) in out.iter_mut().zip(p.iter().zip(ln_p).zip(y)) {
-        *o = if lp > f64::NEG_INFINITY && pj != yj {
-            (pj - yj).abs().ln() + d * lp
+        // ln|p − y|: `ln p` itself for y = 0 (where p may underflow), `ln y`
+        // where p underflowed below a positive label.
+        let ln_gap = if yj == 0.0 {
+            lp
+        } else if pj == 0.0 {
+            yj.ln()
+        } else {
+            (pj - yj).abs().ln()
+        };
+        *o = if lp > f64::NEG_INFINITY && (yj == 0.0 || pj != yj) {
+            ln_gap + d * lp
         } else {
             f64::NEG_INFINITY
         };

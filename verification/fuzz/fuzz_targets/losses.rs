@@ -1,11 +1,13 @@
-//! Every loss's batch path on arbitrary shapes, values and options: Ok or a
-//! typed error, never a panic; for inputs without NaN, no NaN in any Ok
-//! value or gradient (the finiteness contract: +∞ only where exact).
+//! Every loss's batch path (softmax CE, BCE, sigmoid and softmax focal, KL,
+//! bi-tempered) on arbitrary shapes, values and options: Ok or a typed
+//! error, never a panic; for inputs without NaN, no NaN in any Ok value or
+//! gradient (the finiteness contract: +∞ only where exact).
 #![no_main]
 
 use arbitrary::Arbitrary;
 use entropic::{
-    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, KlDiv, Reduction, SoftmaxCrossEntropy, Targets,
+    Batch, BiTemperedLogisticLoss, BinaryCrossEntropyWithLogits, KlDiv, Reduction, SigmoidFocalLoss,
+    SoftmaxCrossEntropy, SoftmaxFocalLoss, Targets,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +21,9 @@ struct Input {
     smoothing: f64,
     t1: f64,
     t2: f64,
+    alpha: f64,
+    gamma: f64,
+    use_alpha: bool,
     reduction: u8,
     use_f32: bool,
 }
@@ -48,6 +53,17 @@ fn check<T: entropic::Float>(inp: &Input, logits: &[T], targets: &[T]) {
         ok(ce.loss_and_grad(b, Targets::Probabilities(t)));
     }
     ok(BinaryCrossEntropyWithLogits::new().with_reduction(reduction).loss_and_grad(b, t));
+    let alpha = inp.use_alpha.then_some(inp.alpha);
+    if let Ok(focal) = SigmoidFocalLoss::new(alpha, inp.gamma) {
+        ok(focal.with_reduction(reduction).loss_and_grad(b, t));
+    }
+    if let Ok(focal) = SoftmaxFocalLoss::new(inp.gamma) {
+        let focal = focal.with_reduction(reduction).with_ignore_index(Some(0));
+        ok(focal.loss_and_grad(b, &classes));
+        if let Ok(weighted) = focal.clone().with_alpha(vec![inp.alpha; c]) {
+            ok(weighted.loss_and_grad(b, &classes));
+        }
+    }
     ok(KlDiv::new(reduction).loss_and_grad(b, t));
     ok(KlDiv::new(reduction).with_log_target(true).loss_and_grad(b, t));
     if let Ok(bt) = BiTemperedLogisticLoss::new(inp.t1, inp.t2).and_then(|l| l.with_label_smoothing(inp.smoothing)) {
