@@ -212,7 +212,7 @@ fn bregman_term<T: Real>(y: f64, ln_p: T, t: f64) -> T {
     let l_abs = l.re().abs();
     if l_abs >= BREGMAN_SERIES_RADIUS {
         let p_term = (ln_p.scale_f64(a).exp() - ln_y.clone().scale_f64(a).exp()) / T::from_f64(a);
-        return p_term - (y_log_t_of_ln(y, l.clone() + ln_y.clone(), t) - y_log_t_of_ln(y, ln_y, t));
+        return p_term - (y_log_t_of_ln(y, ln_p, t) - y_log_t_of_ln(y, ln_y, t));
     }
     // Tail bound: |a^{k−1} − b^{k−1}|·|ℓ|^k/k! ≤ 2·c^{k−1}|ℓ|^k/k! with
     // c = max(|a|, |b|) ≤ 2, against φ ≥ ℓ²/4 on |ℓ| < 1/4; `bound` is
