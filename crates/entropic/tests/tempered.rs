@@ -1031,3 +1031,57 @@ fn underflowing_probability_keeps_a_finite_loss_and_its_gradient() {
         .unwrap();
     assert!(out.reduced.unwrap().is_finite(), "{:?}", out.reduced);
 }
+
+/// Gradient factors `p^{t2−t1}` beyond the `f64` range while the loss is
+/// finite. With `t1 = 1.9`, `t2 = 0.99` and logits `(0, −99.96)`, the
+/// labelled class has `ln p ≈ −783`: its loss term `p^{1−t1}/(t1−1) ≈ e^{705}`
+/// is finite (7.25e305), its gradient `≈ −p^{t2−t1} ≈ −e^{712}` rounds to −∞,
+/// and the row sums to 0 only as `(+∞, −∞)`. Without the rescaling of the
+/// factors by their maximum, the escort correction forms `0·∞` (NaN).
+#[test]
+fn gradient_overflow_with_a_finite_loss_is_signed_infinity_not_nan() {
+    let loss = BiTemperedLogisticLoss::new(1.9, 0.99)
+        .unwrap()
+        .with_reduction(Reduction::Sum);
+    let a = [0.0_f64, -99.96];
+    let (out, grad) = loss
+        .loss_and_grad(Batch::new(&a, 1, 2).unwrap(), Targets::<f64>::Classes(&[1]))
+        .unwrap();
+    let value = out.reduced.unwrap();
+    assert!(value.is_finite() && value > 1e305, "{value}");
+    assert_eq!(grad, vec![f64::INFINITY, f64::NEG_INFINITY]);
+}
+
+/// A probability below the `f64` range (`ln p ≈ −799.9`, heavy tail
+/// `t2 = 1.1`) on an unlabelled class: its gradient is
+/// `p·p^{t2−t1} − escort·Σg ≈ p^{1+t2−t1} = e^{0.2·ln p} ≈ 3.3e-70`, not 0.
+/// Reason for the bound: `ln p` is exact to a few ε relative (|ln p| ≈ 800),
+/// multiplied by 0.2 in the exponent: 1e-12 relative.
+#[test]
+fn underflowing_probability_keeps_its_gradient() {
+    const UNDERFLOW_GRADIENT_REL: f64 = 1e-12;
+    let loss = BiTemperedLogisticLoss::new(1.9, 1.1)
+        .unwrap()
+        .with_reduction(Reduction::Sum);
+    let a = [0.0_f64, -5.5e35];
+    let (out, grad) = loss
+        .loss_and_grad(Batch::new(&a, 1, 2).unwrap(), Targets::<f64>::Classes(&[0]))
+        .unwrap();
+    // exp_t(−5.5e35) at t = 1.1: (1 + 0.1·5.5e35)^{−10}; λ is below 1e-300.
+    let ln_p = -10.0 * (0.1_f64 * 5.5e35).ln_1p();
+    let want = (0.2 * ln_p).exp();
+    assert!(want > 1e-71 && want < 1e-69, "{want}");
+    assert!(
+        (grad[1] - want).abs() <= UNDERFLOW_GRADIENT_REL * want,
+        "{grad:?} vs {want}"
+    );
+    assert_eq!(grad[0], -grad[1]);
+    // The loss is the unlabelled term p^{2−t1}/(2−t1) (the labelled one is
+    // O(p) against it): e^{0.1·ln p}/0.1.
+    let want_loss = ((2.0 - 1.9) * ln_p).exp() / (2.0 - 1.9);
+    let value = out.reduced.unwrap();
+    assert!(
+        (value - want_loss).abs() <= UNDERFLOW_GRADIENT_REL * want_loss,
+        "{value} vs {want_loss}"
+    );
+}
