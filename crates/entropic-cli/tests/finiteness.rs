@@ -363,6 +363,22 @@ fn underflowing_probabilities_keep_their_loss_terms_and_gradients() {
     }
 }
 
+/// Found by the extensive run (third session): the reference evaluation of a
+/// softmax CE row with a logit gap of 4e13 grew past 19 GB (dashu compared
+/// `ln_1p`'s argument `e^{-4e13}` with 1 by shifting it 5.8e13 bits). Now
+/// `exp`, `exp_m1` and `ln_1p` of arguments below `2^-(2p+2)` return their
+/// correctly rounded values directly; the case is certified and agrees with
+/// the kernel.
+#[test]
+fn reference_of_a_huge_logit_gap_is_bounded_and_agrees() {
+    let line = r#"{"loss":"softmax_cross_entropy","logits":[[34.94348732707237,40064978349588.93,"-inf",25.239825762473558],[34.9,40064978349588.93,-1.0,25.2]],"target":[3,1],"params":{"reduction":"none","label_smoothing":0.1}}"#;
+    let exact = eval_line_reference(line, Path::new("."), 1).1.unwrap();
+    let fast = eval_line(line, Path::new("."), 1).1.unwrap();
+    for field in ["per_sample", "grad"] {
+        assert_eq!(flatten(fast.get(field)), flatten(exact.get(field)), "{field}");
+    }
+}
+
 /// Found by the extensive run: the reference evaluation of a softmax focal
 /// loss with logits `(43.2, 2.1e12)` made the arbitrary-precision library
 /// panic ("out of memory", an exact `e^{2e12}`), which crashed

@@ -480,6 +480,25 @@ fn finish(r: FpResult<Big>) -> Precise {
     }
 }
 
+/// Whether `b` is nonzero with `|b| < 2^-(2p+2)` at working precision `p`.
+/// There `exp(b)` rounds to 1 and `ln_1p(b)`, `exp_m1(b)` round to `b`
+/// itself (their relative distance to those values is below `|b| < 2^-2p`,
+/// far inside half an ulp). dashu's Ziv loops compare such arguments with
+/// 1 by shifting to a common exponent: for `b = e^{-4e13}` that is a shift
+/// of 5.8e13 bits, which allocated without bound (found by the extensive
+/// finiteness run: a softmax CE row with logits (34.9, 4.0e13, −∞, 25.2)).
+fn negligible_against_one(b: &Big) -> bool {
+    let r = b.repr();
+    if r.significand().is_zero() {
+        return false;
+    }
+    let top = r
+        .exponent()
+        .saturating_add(isize::try_from(r.digits()).unwrap_or(isize::MAX));
+    let p = isize::try_from(precision()).unwrap_or(isize::MAX / 4);
+    top < -(2 * p + 2)
+}
+
 /// A floating-point target format, described by its neighbours.
 struct Format {
     /// Largest finite value.
@@ -671,6 +690,7 @@ impl Real for Precise {
     }
     fn exp(&self) -> Self {
         match &self.0 {
+            Value::Finite(b) if negligible_against_one(b) => Precise::from_f64_exact(1.0),
             Value::Finite(b) => {
                 let c = ctx();
                 finish(CACHE.with(|cache| c.exp(b.repr(), Some(&mut cache.borrow_mut()))))
@@ -682,6 +702,7 @@ impl Real for Precise {
     }
     fn exp_m1(&self) -> Self {
         match &self.0 {
+            Value::Finite(b) if negligible_against_one(b) => self.clone(),
             Value::Finite(b) => {
                 let c = ctx();
                 finish(CACHE.with(|cache| c.exp_m1(b.repr(), Some(&mut cache.borrow_mut()))))
@@ -705,6 +726,7 @@ impl Real for Precise {
     fn ln_1p(&self) -> Self {
         match &self.0 {
             // ln_1p(−1) = −∞, ln_1p(x < −1) = NaN (OutOfDomain)
+            Value::Finite(b) if negligible_against_one(b) => self.clone(),
             Value::Finite(b) => {
                 let c = ctx();
                 finish(CACHE.with(|cache| c.ln_1p(b.repr(), Some(&mut cache.borrow_mut()))))
