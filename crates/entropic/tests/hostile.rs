@@ -192,3 +192,50 @@ fn bi_tempered_with_t1_near_two_and_tiny_labels_is_never_negative_or_nan() {
     assert!(g.iter().all(|v| !v.is_nan()));
     assert!(out.unreduced[3].is_finite());
 }
+
+/// A NaN logit is a typed error naming its cell in every loss, in the
+/// value-only path as in the gradient path, for f32 and f64 (the value-only
+/// BCE row flagged NaN without any test reading the flag: two mutants of
+/// `bce_row_loss` survived `cargo mutants`).
+#[test]
+fn nan_logits_are_errors_naming_the_cell_in_every_path() {
+    fn check<T: entropic::Float>(z: &[T], label: &[T]) {
+        let b = Batch::new(z, 2, 2).unwrap();
+        let y = Batch::new(label, 2, 2).unwrap();
+        let classes = [0usize, 1];
+        let is_nan_at_1_0 = |r: entropic::Result<entropic::LossOutput<T>>, what: &str| {
+            let err = r.expect_err(what);
+            assert!(
+                matches!(err, entropic::Error::NonFinite { at: entropic::Position::Cell { row: 1, col: 0 }, value, .. } if value.is_nan()),
+                "{what}: {err}"
+            );
+        };
+        let grad = |r: entropic::Result<(entropic::LossOutput<T>, Vec<T>)>| r.map(|(out, _)| out);
+        let bce = BinaryCrossEntropyWithLogits::new();
+        is_nan_at_1_0(bce.loss(b, y), "BCE loss");
+        is_nan_at_1_0(grad(bce.loss_and_grad(b, y)), "BCE loss_and_grad");
+        let focal = SigmoidFocalLoss::new(Some(0.25), 2.0).unwrap();
+        is_nan_at_1_0(focal.loss(b, y), "sigmoid focal loss");
+        is_nan_at_1_0(grad(focal.loss_and_grad(b, y)), "sigmoid focal loss_and_grad");
+        let sfocal = SoftmaxFocalLoss::new(2.0).unwrap();
+        is_nan_at_1_0(sfocal.loss(b, &classes), "softmax focal loss");
+        is_nan_at_1_0(grad(sfocal.loss_and_grad(b, &classes)), "softmax focal loss_and_grad");
+        let ce = SoftmaxCrossEntropy::new();
+        is_nan_at_1_0(ce.loss(b, Targets::<f64>::Classes(&classes)), "CE loss");
+        is_nan_at_1_0(
+            grad(ce.loss_and_grad(b, Targets::<f64>::Classes(&classes))),
+            "CE loss_and_grad",
+        );
+        let kl = KlDiv::new(Reduction::Sum);
+        is_nan_at_1_0(kl.loss(b, y), "kl_div loss");
+        is_nan_at_1_0(grad(kl.loss_and_grad(b, y)), "kl_div loss_and_grad");
+        let bt = BiTemperedLogisticLoss::new(0.8, 1.2).unwrap();
+        is_nan_at_1_0(bt.loss(b, Targets::<f64>::Classes(&classes)), "bi-tempered loss");
+        is_nan_at_1_0(
+            grad(bt.loss_and_grad(b, Targets::<f64>::Classes(&classes))),
+            "bi-tempered loss_and_grad",
+        );
+    }
+    check::<f64>(&[0.5, -1.0, f64::NAN, 2.0], &[1.0, 0.0, 0.0, 1.0]);
+    check::<f32>(&[0.5, -1.0, f32::NAN, 2.0], &[1.0, 0.0, 0.0, 1.0]);
+}
