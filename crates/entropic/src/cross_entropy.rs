@@ -278,7 +278,7 @@ impl SoftmaxCrossEntropy {
             for (z, &qj) in row.iter().zip(&q) {
                 if qj != 0.0 {
                     // −q_j ln a_j = q_j (ln Σ e^{z−m} − (z_j − m))
-                    loss += (l.clone() - (z.clone() - m.clone())).scale_f64(qj);
+                    loss += crate::softmax::nll_term(l.clone(), z.clone(), m.clone(), qj);
                 }
             }
             unreduced.push(loss);

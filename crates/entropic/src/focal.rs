@@ -513,6 +513,20 @@ fn target_log_odds<D: Real>(z_k: D, m_o: D, ls: D) -> D {
     (m_o - z_k) + ls
 }
 
+/// The focal loss of a row from the parts of its log-odds
+/// `w = (m_o − z_k) + ln s_o`: [`focal_from_log_odds`], except where
+/// `m_o − z_k` overflows although `z_k` is finite (logits of both signs near
+/// `f64::MAX`). There `softplus(w) = w` and the modulating factor is 1 to
+/// within `e^{−w} = 0`, and the loss is `α·m_o − α·z_k + α·ln s_o`: finite
+/// wherever the exact value is (`α ≤ 1`).
+fn focal_from_parts<D: Real>(z_k: D, m_o: D, ls: D, gamma: f64, alpha: f64) -> D {
+    let w = target_log_odds(z_k.clone(), m_o.clone(), ls.clone());
+    if w.re() == f64::INFINITY && z_k.re() != f64::NEG_INFINITY && alpha != 0.0 {
+        return (m_o.scale_f64(alpha) - z_k.scale_f64(alpha)) + ls.scale_f64(alpha);
+    }
+    focal_from_log_odds(w, gamma, alpha)
+}
+
 /// `α·exp(−γ·softplus(−w))·softplus(w)`, the focal loss of a row with
 /// log-odds `w` against its target; exactly 0 when `α = 0` (also for a
 /// masked target, `w = +∞`, where `0·∞` would be NaN). Generic.
@@ -722,9 +736,7 @@ impl SoftmaxFocalLoss {
     /// The focal loss of one validated row with target `k`. Generic.
     fn row_loss<D: Real>(&self, row: &[D], k: usize) -> D {
         match (row.get(k), log_sum_exp_excluding(row, k)) {
-            (Some(z_k), Some((m_o, ls))) => {
-                focal_from_log_odds(target_log_odds(z_k.clone(), m_o, ls), self.gamma, self.alpha_of(k))
-            }
+            (Some(z_k), Some((m_o, ls))) => focal_from_parts(z_k.clone(), m_o, ls, self.gamma, self.alpha_of(k)),
             // a_k = 1 (no other finite logit): −α·0^γ·ln 1 = 0 for every γ ≥ 0
             _ => D::zero(),
         }
@@ -848,7 +860,7 @@ impl SoftmaxFocalLoss {
             };
             let w = target_log_odds(z_k, m_o, ls);
             let alpha = self.alpha_of(k);
-            unreduced.push(focal_from_log_odds(w, gamma, alpha));
+            unreduced.push(focal_from_parts(z_k, m_o, ls, gamma, alpha));
             let Some(g) = g else { continue };
             let b = softplus(w);
             let m = modulating_factor(&-softplus(-w), gamma).unwrap_or(1.0);

@@ -67,6 +67,21 @@ pub(crate) fn log_one_plus<T: Real>(r: T) -> T {
     if r.re() <= 1.0 { r.ln_1p() } else { (T::one() + r).ln() }
 }
 
+/// `q·(l − (z − m))`: the term `−q·ln a_z` of a cross-entropy row with
+/// `m = max z` and `l = ln Σ e^{z−m}`. Where `z − m` overflows to −∞
+/// although `z` is finite (logits of both signs near `f64::MAX`), it is
+/// `q·l + (q·m − q·z)`, finite wherever the exact term is (for `q ≤ 1`; for
+/// `q > 1` the exact term is beyond the range too). A masked `z = −∞` with
+/// `q ≠ 0` stays `+∞`.
+pub(crate) fn nll_term<D: Real>(l: D, z: D, m: D, q: f64) -> D {
+    let d = z.clone() - m.clone();
+    if d.re() == f64::NEG_INFINITY && z.re() != f64::NEG_INFINITY {
+        l.scale_f64(q) + (m.scale_f64(q) - z.scale_f64(q))
+    } else {
+        (l - d).scale_f64(q)
+    }
+}
+
 /// `Σ x` with Neumaier's compensation, in order: error ≤ 2ε·Σ|x| whatever the
 /// length (a plain sequential sum of c terms can lose c·ε). Generic (the
 /// compensation's derivative parts cancel exactly); the `f64` kernels run

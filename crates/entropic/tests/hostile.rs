@@ -239,3 +239,54 @@ fn nan_logits_are_errors_naming_the_cell_in_every_path() {
     check::<f64>(&[0.5, -1.0, f64::NAN, 2.0], &[1.0, 0.0, 0.0, 1.0]);
     check::<f32>(&[0.5, -1.0, f32::NAN, 2.0], &[1.0, 0.0, 0.0, 1.0]);
 }
+
+/// Logits `(f64::MAX, −f64::MAX)`: `z − max z` overflows to −∞ although the
+/// logit is finite, and `−ln a = 2·f64::MAX` overflows too, but a
+/// coefficient below ½ brings the exact loss back into range: label
+/// smoothing 0.1 gives `0.05·2·MAX = 0.1·MAX`, a class weight of ¼ gives
+/// `0.5·MAX`, softmax focal with `α = ¼` the same. They were +∞ (found by
+/// the extensive finiteness run). Reason for the bound: two roundings of
+/// products and one of a sum, 4 ε relative.
+#[test]
+fn logits_at_both_ends_of_the_range_give_the_finite_exact_loss() {
+    const REL: f64 = 4.0 * f64::EPSILON;
+    let z = [f64::MAX, -f64::MAX];
+    let b = Batch::new(&z, 1, 2).unwrap();
+    let close = |got: f64, want: f64, what: &str| {
+        assert!(
+            got.is_finite() && (got - want).abs() <= REL * want,
+            "{what}: {got} vs {want}"
+        );
+    };
+    let none = Reduction::None;
+    let ce = SoftmaxCrossEntropy::new().with_reduction(none);
+    let smoothed = ce.clone().with_label_smoothing(0.1).unwrap();
+    for r in [
+        smoothed.loss(b, Targets::<f64>::Classes(&[0])).unwrap(),
+        smoothed.definition(b, Targets::<f64>::Classes(&[0])).unwrap(),
+    ] {
+        close(r.unreduced[0], 0.1 * f64::MAX, "CE, smoothing 0.1");
+    }
+    let weighted = ce.with_weight(vec![1.0, 0.25]).unwrap();
+    let (out, g) = weighted.loss_and_grad(b, Targets::<f64>::Classes(&[1])).unwrap();
+    close(out.unreduced[0], 0.5 * f64::MAX, "CE, weight 1/4");
+    assert_eq!(g, vec![0.25, -0.25]);
+    let focal = SoftmaxFocalLoss::new(2.0)
+        .unwrap()
+        .with_reduction(none)
+        .with_alpha(vec![1.0, 0.25])
+        .unwrap();
+    let (out, _) = focal.loss_and_grad(b, &[1]).unwrap();
+    close(out.unreduced[0], 0.5 * f64::MAX, "softmax focal, alpha 1/4");
+    close(
+        focal.definition(b, &[1]).unwrap().unreduced[0],
+        0.5 * f64::MAX,
+        "softmax focal definition",
+    );
+    // Without the small coefficient the exact value is beyond the range.
+    let plain = SoftmaxCrossEntropy::new().with_reduction(none);
+    assert_eq!(
+        plain.loss(b, Targets::<f64>::Classes(&[1])).unwrap().unreduced[0],
+        f64::INFINITY
+    );
+}

@@ -183,7 +183,7 @@ pub(crate) fn cross_entropy_class_row<T: Float>(
 ) -> Option<f64> {
     let (m, best, rest) = row_stats_in(row, e)?;
     let loss = if wk != 0.0 {
-        wk * (crate::softmax::log_one_plus(rest) - (row[k].to_f64() - m))
+        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), row[k].to_f64(), m, wk)
     } else {
         0.0
     };
@@ -240,7 +240,7 @@ pub(crate) fn shift_into<T: Float>(row: &[T], m: f64, l: f64, out: &mut [T]) {
 pub(crate) fn weighted_nll<T: Float>(row: &[T], q: &[f64], m: f64, l: f64) -> f64 {
     row.iter().zip(q).fold(0.0, |acc, (&z, &q)| {
         if q != 0.0 {
-            acc + (l - (z.to_f64() - m)) * q
+            acc + crate::softmax::nll_term(l, z.to_f64(), m, q)
         } else {
             acc
         }
