@@ -105,17 +105,40 @@ fn check(case: &Map<String, Value>) -> Result<(), TestCaseError> {
     compare(&fast, &exact, &line)
 }
 
+/// An exact value within this many ulps of the format's largest finite value
+/// may come out as that sign's infinity, and one that rounds to an infinity
+/// may come out finite but as large: the kernels' error (up to 16 ulp on
+/// the conformance vectors, `accuracy.md`) cannot decide on which side of
+/// the overflow threshold such a value lies. Found by the extensive run: a
+/// smoothed CE row at ±f64::MAX whose exact loss is 0.37 ulp below the
+/// threshold, summed by the kernel to +∞.
+const OVERFLOW_THRESHOLD_ULPS: f64 = 16.0;
+
+/// Whether `kernel` and `exact` (rounded to the case's format) straddle the
+/// overflow threshold within [`OVERFLOW_THRESHOLD_ULPS`], with the same sign.
+fn straddles_overflow(kernel: f64, exact: f64, f32_case: bool) -> bool {
+    let (max, eps) = if f32_case {
+        (f64::from(f32::MAX), f64::from(f32::EPSILON))
+    } else {
+        (f64::MAX, f64::EPSILON)
+    };
+    let near = |v: f64| v.is_finite() && v.abs() >= max * (1.0 - OVERFLOW_THRESHOLD_ULPS * eps);
+    kernel.is_finite() != exact.is_finite() && kernel.signum() == exact.signum() && (near(kernel) || near(exact))
+}
+
 /// The contract, entry by entry: no NaN; finite exactly where the exact
-/// value (rounded to the dtype) is finite; an infinity only where the exact
+/// value (rounded to the dtype) is finite, except across the overflow
+/// threshold ([`straddles_overflow`]); an infinity only where the exact
 /// value is that infinity.
 fn compare(fast: &Map<String, Value>, exact: &Map<String, Value>, line: &str) -> Result<(), TestCaseError> {
+    let f32_case = line.contains(r#""dtype":"f32""#);
     for field in ["per_sample", "loss", "grad"] {
         let (f, e) = (flatten(fast.get(field)), flatten(exact.get(field)));
         prop_assert_eq!(f.len(), e.len(), "{} lengths for {}", field, line);
         for (i, (&f, &e)) in f.iter().zip(&e).enumerate() {
             prop_assert!(!f.is_nan(), "{}[{}] is NaN (exact {}) for {}", field, i, e, line);
             prop_assert!(
-                f.is_finite() == e.is_finite() && (f.is_finite() || f == e),
+                (f.is_finite() == e.is_finite() && (f.is_finite() || f == e)) || straddles_overflow(f, e, f32_case),
                 "{}[{}] = {} but the exact value rounds to {} for {}",
                 field,
                 i,
@@ -144,6 +167,27 @@ fn the_contract_rejects_nan_and_wrong_infinities() {
     ] {
         assert!(compare(bad.as_object().unwrap(), exact, "").is_err(), "{bad}");
     }
+    // Across the overflow threshold: within 16 ulp of f64::MAX either side
+    // is accepted; 17 ulp below it, or the wrong sign, is not.
+    let at = |v: f64| json!({"per_sample": [num(v)], "loss": null, "grad": []});
+    let below = |k: f64| f64::MAX * (1.0 - k * f64::EPSILON);
+    let inf = at(f64::INFINITY);
+    assert!(compare(inf.as_object().unwrap(), at(below(15.0)).as_object().unwrap(), "").is_ok());
+    assert!(compare(at(below(15.0)).as_object().unwrap(), inf.as_object().unwrap(), "").is_ok());
+    assert!(compare(inf.as_object().unwrap(), at(below(17.0)).as_object().unwrap(), "").is_err());
+    assert!(
+        compare(
+            at(f64::NEG_INFINITY).as_object().unwrap(),
+            at(below(1.0)).as_object().unwrap(),
+            ""
+        )
+        .is_err()
+    );
+    // f32 cases use f32::MAX: f64::MAX-sized values are far from it.
+    let f32_line = r#"{"dtype":"f32"}"#;
+    let near_f32 = at(f64::from(f32::MAX));
+    assert!(compare(inf.as_object().unwrap(), near_f32.as_object().unwrap(), f32_line).is_ok());
+    assert!(compare(inf.as_object().unwrap(), near_f32.as_object().unwrap(), "").is_err());
 }
 
 fn cases() -> u32 {
