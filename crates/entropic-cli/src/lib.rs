@@ -56,18 +56,25 @@ pub fn eval_line(line: &str, base: &Path, lineno: usize) -> LineResult {
 /// printed for the case's dtype.
 ///
 /// The arbitrary-precision library panics (reporting "out of memory")
-/// rather than allocate an intermediate it cannot hold — e.g. `e^{2e12}`
-/// formed exactly inside a focal loss whose logits differ by `2e12`. That
-/// is caught here and reported as a case error starting with
-/// [`REFERENCE_FAILED`]: no certified value, and no crash of the caller.
+/// rather than allocate an intermediate it cannot hold (a focal loss whose
+/// logits differ by `2e12` did, before the reference learnt to round
+/// arguments below `2^-(2p+2)` directly). Should that happen, it is caught
+/// here and reported as a case error starting with [`REFERENCE_FAILED`]:
+/// no certified value, and no crash of the caller.
 pub fn eval_line_reference(line: &str, base: &Path, lineno: usize) -> LineResult {
-    on_line(line, lineno, |case| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reference_case(case, base))).unwrap_or_else(|_| {
-            Err(oracle::CaseError::new(
-                "case",
-                format!("{REFERENCE_FAILED} (an intermediate beyond the arbitrary-precision library's limits)"),
-            ))
-        })
+    on_line(line, lineno, |case| without_panics(|| reference_case(case, base)))
+}
+
+/// Runs a reference evaluation, turning a panic of the arbitrary-precision
+/// library into a case error starting with [`REFERENCE_FAILED`].
+fn without_panics(
+    f: impl FnOnce() -> Result<Map<String, Value>, oracle::CaseError>,
+) -> Result<Map<String, Value>, oracle::CaseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(oracle::CaseError::new(
+            "case",
+            format!("{REFERENCE_FAILED} (an intermediate beyond the arbitrary-precision library's limits)"),
+        ))
     })
 }
 
@@ -125,4 +132,18 @@ fn reference_case(case: &Map<String, Value>, base: &Path) -> Result<Map<String, 
     m.insert("grad".into(), grad);
     m.insert("reference".into(), json!("correctly rounded (256/512-bit certificate)"));
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_reference_is_a_case_error() {
+        let e = without_panics(|| panic!("out of memory")).unwrap_err();
+        assert!(e.message.starts_with(REFERENCE_FAILED), "{e:?}");
+        assert_eq!(e.field, "case");
+        let ok = without_panics(|| Ok(Map::new()));
+        assert!(ok.is_ok());
+    }
 }
