@@ -1085,3 +1085,31 @@ fn underflowing_probability_keeps_its_gradient() {
         "{value} vs {want_loss}"
     );
 }
+
+/// At a perfect soft prediction (`z_j = log_{t2} y_j`, so `λ = 0` and
+/// `p = y` up to the rounding of `z`), every class term is quadratic in
+/// `ℓ_j = ln(p_j/y_j)`, a few ε: the loss is `Σ y_j^{2−t1}·ℓ_j²/2 ≲ c·(8ε)²`.
+/// Summing the O(1) parts of the Bregman form separately would leave their
+/// rounding, ~ε = 2e-16 (the old kernel did; so does a series/direct switch
+/// on the wrong `ℓ`, a `cargo mutants` survivor). Bound: 1e-28.
+#[test]
+fn loss_at_a_perfect_soft_prediction_is_second_order_small() {
+    const PERFECT_PREDICTION_ABS: f64 = 1e-28;
+    for (t1, t2) in [(0.5, 1.5), (0.8, 1.2), (1.0, 1.0), (1.5, 0.8), (0.2, 4.0)] {
+        let loss = BiTemperedLogisticLoss::new(t1, t2)
+            .unwrap()
+            .with_reduction(Reduction::None);
+        for y in [[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]] {
+            let z: Vec<f64> = y.iter().map(|&v| entropic::log_t(v, t2)).collect();
+            let b = Batch::new(&z, 1, 3).unwrap();
+            let fast = loss.loss(b, probs(&y, 1, 3)).unwrap().unreduced[0];
+            let def = loss.definition(b, probs(&y, 1, 3)).unwrap().unreduced[0];
+            for v in [fast, def] {
+                assert!(
+                    (0.0..=PERFECT_PREDICTION_ABS).contains(&v),
+                    "t=({t1},{t2}) y={y:?}: {v:e}"
+                );
+            }
+        }
+    }
+}
