@@ -517,12 +517,13 @@ fn target_log_odds<D: Real>(z_k: D, m_o: D, ls: D) -> D {
 /// `w = (m_o − z_k) + ln s_o`: [`focal_from_log_odds`], except where
 /// `m_o − z_k` overflows although `z_k` is finite (logits of both signs near
 /// `f64::MAX`). There `softplus(w) = w` and the modulating factor is 1 to
-/// within `e^{−w} = 0`, and the loss is `α·m_o − α·z_k + α·ln s_o`: finite
-/// wherever the exact value is (`α ≤ 1`).
+/// within `e^{−w} = 0`, and the loss is `α·w`, formed from its parts by
+/// [`crate::softmax::nll_term`] (the same overflow as cross-entropy's):
+/// finite wherever the exact value is (`α ≤ 1`).
 fn focal_from_parts<D: Real>(z_k: D, m_o: D, ls: D, gamma: f64, alpha: f64) -> D {
     let w = target_log_odds(z_k.clone(), m_o.clone(), ls.clone());
     if w.re() == f64::INFINITY && z_k.re() != f64::NEG_INFINITY && alpha != 0.0 {
-        return (m_o.scale_f64(alpha) - z_k.scale_f64(alpha)) + ls.scale_f64(alpha);
+        return crate::softmax::nll_term(ls, z_k, m_o, alpha);
     }
     focal_from_log_odds(w, gamma, alpha)
 }
