@@ -120,6 +120,7 @@ pub const MIN_PRECISION: usize = 64;
 thread_local! {
     static PRECISION: Cell<usize> = const { Cell::new(DEFAULT_LOW_PRECISION) };
     static NOT_CERTIFIED: Cell<bool> = const { Cell::new(false) };
+    static RANGE_EXCEEDED: Cell<bool> = const { Cell::new(false) };
     static CACHE: RefCell<ConstCache> = RefCell::new(ConstCache::default());
 }
 
@@ -463,8 +464,10 @@ fn is_odd_integer(b: &Big) -> bool {
 fn finish(r: FpResult<Big>) -> Precise {
     match r {
         Ok(v) => Precise::from_fbig(v.value()),
-        // finite results beyond the (isize) exponent range: ±∞ / ±0, as IEEE
+        // finite results beyond the (isize) exponent range: ±∞ / ±0, as IEEE;
+        // an overflow is recorded (see `ReferenceError::RangeExceeded`).
         Err(FpError::Overflow(s)) => {
+            RANGE_EXCEEDED.with(|f| f.set(true));
             if Repr::<2>::zero_with_sign(s).is_neg_zero() {
                 Precise::neg_infinity()
             } else {
@@ -748,6 +751,10 @@ impl Real for Precise {
     fn abs(&self) -> Self {
         self.abs_exact()
     }
+    /// Exact: a finite value below `−f64::MAX` is not `−∞`.
+    fn is_neg_infinity(&self) -> bool {
+        matches!(self.0, Value::NegInf)
+    }
 }
 
 /// Lifts `f64` inputs to [`Precise`] (exactly).
@@ -873,6 +880,9 @@ impl Real for PreciseDual {
     }
     fn epsilon() -> f64 {
         <Precise as Real>::epsilon()
+    }
+    fn is_neg_infinity(&self) -> bool {
+        self.re.is_neg_infinity()
     }
     fn exp(&self) -> Self {
         let e = self.re.exp();
@@ -1013,6 +1023,17 @@ pub enum ReferenceError<E> {
         /// Working precision (bits).
         precision: usize,
     },
+    /// An intermediate value overflowed dashu-float's exponent range
+    /// (binary exponents up to `isize::MAX`, i.e. `|ln x|` up to about
+    /// 6.4e18) and became `±∞`. The result may still be right (an
+    /// infinite loss), but it need not be: the overflowed value can meet a
+    /// factor that would have brought it back into range (found with
+    /// bi-tempered rows at `t1 > t2 = 1` and logit gaps near `f64::MAX`,
+    /// where `e^{−9e138}·e^{9e307}` is `+∞` but came out 0).
+    RangeExceeded {
+        /// Working precision (bits).
+        precision: usize,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for ReferenceError<E> {
@@ -1049,6 +1070,13 @@ impl<E: fmt::Display> fmt::Display for ReferenceError<E> {
                     "an elementary function could not certify its rounding at {precision} bits"
                 )
             }
+            Self::RangeExceeded { precision } => {
+                write!(
+                    f,
+                    "reference not certain at this input: an intermediate value left the arbitrary-precision \
+                     exponent range (|ln x| > 6.4e18) at {precision} bits"
+                )
+            }
         }
     }
 }
@@ -1058,9 +1086,13 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for ReferenceError<E> {}
 fn evaluate_at<T, E>(bits: usize, f: &impl Fn() -> Result<T, E>) -> Result<T, ReferenceError<E>> {
     with_precision(bits, || {
         NOT_CERTIFIED.with(|c| c.set(false));
+        RANGE_EXCEEDED.with(|c| c.set(false));
         let r = f();
         if NOT_CERTIFIED.with(|c| c.replace(false)) {
             return Err(ReferenceError::NotCertified { precision: bits });
+        }
+        if RANGE_EXCEEDED.with(|c| c.replace(false)) {
+            return Err(ReferenceError::RangeExceeded { precision: bits });
         }
         r.map_err(ReferenceError::Eval)
     })

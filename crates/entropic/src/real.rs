@@ -88,6 +88,14 @@ pub trait Real:
     fn abs(&self) -> Self {
         if self.re() < 0.0 { -self.clone() } else { self.clone() }
     }
+    /// Whether the value is exactly `−∞` (a masked logit, a zero
+    /// probability's logarithm). The default reads the real part, which is
+    /// exact for `f32`, `f64` and their dual numbers; a type with a wider
+    /// range than `f64` (the verifier's high-precision reals) must override
+    /// it, since a finite value below `−f64::MAX` has the real part `−∞`.
+    fn is_neg_infinity(&self) -> bool {
+        self.re() == f64::NEG_INFINITY
+    }
     /// Multiplies by a constant.
     fn scale_f64(&self, k: f64) -> Self {
         self.clone() * Self::from_f64(k)

@@ -131,8 +131,7 @@ pub fn exp_t<T: Real>(x: T, t: f64) -> T {
 /// `(exp_t(x), exp_t(x)^t)`; the second is the derivative of the first and
 /// is computed as `exp_t(x)/(1 + (1−t)x)` (since `exp_t^{1−t} = 1 + (1−t)x`).
 fn exp_t_and_power<T: Real>(x: T, t: f64) -> (T, T) {
-    let xr = x.re();
-    if xr == f64::NEG_INFINITY {
+    if x.is_neg_infinity() {
         return (T::zero(), T::zero());
     }
     if t == 1.0 {
@@ -158,7 +157,7 @@ fn exp_t_and_power<T: Real>(x: T, t: f64) -> (T, T) {
 /// finite where `exp_t(u)` underflows. `−∞` outside the support (`t < 1`)
 /// and at `u = −∞`, with zero derivative there.
 fn ln_exp_t<T: Real>(u: T, t: f64) -> T {
-    if u.re() == f64::NEG_INFINITY {
+    if u.is_neg_infinity() {
         return T::from_f64(f64::NEG_INFINITY);
     }
     if t == 1.0 {
@@ -169,7 +168,25 @@ fn ln_exp_t<T: Real>(u: T, t: f64) -> T {
     if ku.re() <= -1.0 {
         return T::from_f64(if t < 1.0 { f64::NEG_INFINITY } else { f64::INFINITY });
     }
+    if ku.re() == f64::INFINITY {
+        // t > 1 and (1 − t)·u beyond the range although u is finite: the 1
+        // in ln(1 + (1−t)u) is negligible (below 1e-292 relative).
+        return ((-u).ln() + T::from_f64((-k).ln())) / T::from_f64(k);
+    }
     ku.ln_1p() / T::from_f64(k)
+}
+
+/// `ln exp_t(a − μ − λ')` for a heavy tail (`t > 1`) where the shifted
+/// logit `a − μ` overflows to `−∞` although `a` is finite (logits of both
+/// signs beyond `f64::MAX/2`): the probability is positive, and its log
+/// `ln(1 + |k|·D)/k` (`k = 1 − t`, `D = μ − a + λ' > f64::MAX`) is finite
+/// (≈ −7 080 for `D ≈ 2e308`, `t = 1.1`). Formed as
+/// `(ln|k| + ln(μ/2 − a/2 + λ'/2) + ln 2)/k`; the dropped `ln1p(1/(|k|D))`
+/// is below `1e-292` (`|k| ≥ 2^-52`).
+fn ln_exp_t_far<T: Real>(a: T, mu: T, lambda: T, t: f64) -> T {
+    let k = 1.0 - t;
+    let half_d = mu.scale_f64(0.5) - a.scale_f64(0.5) + lambda.scale_f64(0.5);
+    (half_d.ln() + T::from_f64(std::f64::consts::LN_2 + (-k).ln())) / T::from_f64(k)
 }
 
 /// `y·log_t(p)` from `ln p`, for a label `y > 0`: `y·expm1((1−t)·ln p)/(1−t)`
@@ -517,8 +534,28 @@ fn normalize_row<T: Real>(
         let delta_re = T::from_f64(delta.re());
         lambda += delta - delta_re;
     }
-    let probabilities = z.iter().map(|zi| exp_t(zi.clone() - lambda.clone(), t)).collect();
-    let log_probabilities = z.iter().map(|zi| ln_exp_t(zi.clone() - lambda.clone(), t)).collect();
+    let log_probabilities: Vec<T> = z
+        .iter()
+        .zip(row)
+        .map(|(zi, a)| {
+            if t > 1.0 && zi.is_neg_infinity() && !a.is_neg_infinity() {
+                ln_exp_t_far(a.clone(), mu.clone(), lambda.clone(), t)
+            } else {
+                ln_exp_t(zi.clone() - lambda.clone(), t)
+            }
+        })
+        .collect();
+    let probabilities = z
+        .iter()
+        .zip(&log_probabilities)
+        .map(|(zi, lp)| {
+            if zi.is_neg_infinity() {
+                lp.exp()
+            } else {
+                exp_t(zi.clone() - lambda.clone(), t)
+            }
+        })
+        .collect();
     Ok(TemperedNormalization {
         probabilities,
         log_probabilities,
@@ -527,16 +564,20 @@ fn normalize_row<T: Real>(
     })
 }
 
-/// Fast-path row normalization in `f64`: writes `p` and returns the shifted
-/// normalizer's iteration count.
+/// Fast-path row normalization in `f64`: writes `p`, `ln p` and `ln p / 2`
+/// and returns the shifted normalizer's iteration count.
+///
+/// `ln p / 2` is finite for every positive probability: at `t = 1` a logit
+/// gap beyond `f64::MAX` gives `ln p < −f64::MAX` (`−∞` in `ln_p`), whose
+/// half `(a/2 − μ/2) − l/2` is still representable.
 fn normalize_row_f64(
     row: &[f64],
     t: f64,
     max_iterations: usize,
     row_index: usize,
-    p: &mut [f64],
-    ln_p: &mut [f64],
+    out: RowBuffers<'_>,
 ) -> Result<usize> {
+    let RowBuffers { p, ln_p, half_ln_p } = out;
     check_heavy_tail_range("t", t, row.len())?;
     let mu = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a));
     if t == 1.0 {
@@ -549,8 +590,13 @@ fn normalize_row_f64(
                 .map(|(_, &a)| (a - mu).exp()),
         );
         let l = crate::softmax::log_one_plus(rest);
-        for ((pi, lpi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(row) {
+        for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
             *lpi = (a - mu) - l;
+            *hi = if *lpi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
+                (0.5 * a - 0.5 * mu) - 0.5 * l
+            } else {
+                0.5 * *lpi
+            };
             *pi = lpi.exp();
         }
         return Ok(0);
@@ -559,11 +605,29 @@ fn normalize_row_f64(
         *pi = a - mu;
     }
     let (lambda, iterations) = solve_shifted_normalizer(p, t, max_iterations, row_index)?;
-    for (pi, lpi) in p.iter_mut().zip(ln_p.iter_mut()) {
-        *lpi = ln_exp_t(*pi - lambda, t);
-        *pi = exp_t(*pi - lambda, t);
+    for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
+        if t > 1.0 && *pi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
+            *lpi = ln_exp_t_far(a, mu, lambda, t);
+            *pi = lpi.exp();
+        } else {
+            *lpi = ln_exp_t(*pi - lambda, t);
+            *pi = exp_t(*pi - lambda, t);
+        }
+        if *pi == 0.0 && *lpi > f64::NEG_INFINITY {
+            // Underflowed, or (1 − t)·u overflowed inside exp_t: e^{ln p}
+            // is the correctly placed underflow (or a subnormal).
+            *pi = lpi.exp();
+        }
+        *hi = 0.5 * *lpi;
     }
     Ok(iterations)
+}
+
+/// The per-row buffers [`normalize_row_f64`] writes.
+struct RowBuffers<'a> {
+    p: &'a mut [f64],
+    ln_p: &'a mut [f64],
+    half_ln_p: &'a mut [f64],
 }
 
 /// The bi-tempered logistic loss over a row-major batch of activations
@@ -768,7 +832,7 @@ impl BiTemperedLogisticLoss {
     /// at `p = 0`, `p^{2−t1}/(2−t1)` at `y = 0`, else [`bregman_term`].
     fn class_term<D: Real>(&self, y: f64, ln_p: D) -> D {
         let a = 2.0 - self.t1;
-        if ln_p.re() == f64::NEG_INFINITY {
+        if ln_p.is_neg_infinity() {
             self.zero_probability_term(y)
         } else if y == 0.0 {
             // p^{2−t1} as exp((2−t1)·ln p): num-dual's `powf` forms p^{n−3}
@@ -901,21 +965,33 @@ impl BiTemperedLogisticLoss {
         // No row buffers for an empty batch: `c` is then unbounded by the data.
         let c_buf = if activations.n() == 0 { 0 } else { c };
         let (mut y, mut a, mut p, mut g) = (vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf]);
-        let mut ln_p = vec![0.0; c_buf];
+        let (mut ln_p, mut half_ln_p, mut scales) = (vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf]);
         let mut unreduced = Vec::with_capacity(activations.n());
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
             for (aj, &r) in a.iter_mut().zip(row) {
                 *aj = r.to_f64();
             }
-            normalize_row_f64(&a, t2, self.max_iterations, i, &mut p, &mut ln_p)?;
+            let buffers = RowBuffers {
+                p: &mut p,
+                ln_p: &mut ln_p,
+                half_ln_p: &mut half_ln_p,
+            };
+            normalize_row_f64(&a, t2, self.max_iterations, i, buffers)?;
             let mut loss = 0.0;
-            for (&lp, &yj) in ln_p.iter().zip(&y) {
-                loss += self.class_term(yj, lp);
+            for ((&lp, &h), &yj) in ln_p.iter().zip(&half_ln_p).zip(&y) {
+                loss += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY && yj > 0.0 {
+                    // p > 0 with ln p below −f64::MAX (t2 = 1, a logit gap
+                    // beyond the range): y·(ln y − ln p) − y + p with p = 0
+                    // and ln p = 2h; finite for a small enough label.
+                    -(yj * h) - yj * h + (yj * yj.ln() - yj)
+                } else {
+                    self.class_term(yj, lp)
+                };
             }
             unreduced.push(loss);
             if let Some(gr) = grad.as_deref_mut() {
-                row_gradient(&p, &ln_p, &y, t1, t2, scale, &mut g);
+                row_gradient(&p, &half_ln_p, &y, (t1, t2), scale, &mut g, &mut scales);
                 for (dst, &v) in gr[i * c..(i + 1) * c].iter_mut().zip(&g) {
                     *dst = T::round_from(v);
                 }
@@ -1036,77 +1112,145 @@ impl BiTemperedLogisticLoss {
     }
 }
 
-/// `scale·[(p_i − y_i)·p_i^{t2−t1} − ẽ_i·Σ_j (p_j − y_j)·p_j^{t2−t1}]` into `out`.
+/// The gradient of one row (see [`BiTemperedLogisticLoss`]'s Gradient
+/// section), `g_i = A_i − ẽ_i·Σ_j A_j` with `A_j = (p_j − y_j)·p_j^{t2−t1}`,
+/// in log space where it must be: from `h_j = ln p_j / 2` (finite for every
+/// positive probability, see [`normalize_row_f64`]).
 ///
-/// Entries with `p = 0` have zero factor and zero escort. The factors are
-/// computed as logarithms and rescaled by their maximum, so that a factor
-/// beyond the `f64` range (tiny `p`, `t2 < t1`) gives `±∞` rather than NaN.
-/// The entry with the largest escort is minus the sum of the others (the
-/// row sums to 0 exactly), avoiding the cancellation `g_i − ẽ_i·D` with `ẽ_i ≈ 1`.
-fn row_gradient(p: &[f64], ln_p: &[f64], y: &[f64], t1: f64, t2: f64, scale: f64, out: &mut [f64]) {
+/// - `|A_j|` is `e^{2X_j}` with `X_j = ln|p_j − y_j|/2 + (t2 − t1)·h_j`
+///   (`ln|p − y|` is `ln p` for `y = 0`, where `p` may underflow, and `ln y`
+///   where `p` underflowed below a positive label). A true zero (`h = −∞`:
+///   outside the finite support, a masked class) is locally constant and
+///   has `A = 0` (no `0·∞`).
+/// - `Σ_j A_j` is summed scaled by `e^{−2s}` (`s = max X_j`, only when
+///   `|2s| > 600`), so it cannot overflow.
+/// - `ẽ_i·Σ` is formed from its log `2t2·(h_i − h_max) − ln E + 2s + ln|Σ'|`,
+///   not as the product of an escort that may underflow (`< e^{−745}`) and
+///   a sum that may be beyond the range: their product can be an ordinary
+///   number (logits `(0, −4e32, −2e55)`, `t = (1.9, 1.1)`: `6.1e86`).
+/// - Each entry `A_i − ẽ_i·Σ` is formed at its own scale `e^{2m_i}`
+///   (`m_i` the larger of the two logs, used only when `|2m_i| > 600`) and
+///   rounded once to `±∞`, `0` or a finite value.
+/// - The argmax entry is `−Σ_{i≠best} g_i` (shift invariance), summed at a
+///   common scale so that entries of opposite infinite signs give no NaN.
+///
+/// In the ordinary range (all scales 0) these are the same operations as a
+/// direct evaluation.
+fn row_gradient(
+    p: &[f64],
+    half_ln_p: &[f64],
+    y: &[f64],
+    (t1, t2): (f64, f64),
+    scale: f64,
+    out: &mut [f64],
+    scales: &mut [f64],
+) {
+    // Logs (halved) within this bound are exponentiated directly.
+    const DIRECT_HALF_LOG: f64 = 300.0;
+    let rescale = |x: f64| if x.abs() > DIRECT_HALF_LOG { x } else { 0.0 };
     let d = t2 - t1;
-    // log|g_j| and the escort numerators (p_j/p_max)^{t2}, from ln p so that
-    // a probability that underflows (but is positive) still contributes:
-    // at t1 = t2 its term is p_j − y_j = −y_j, not 0. Only a true zero
-    // (ln p = −∞: outside the finite support, or a masked class) has a
-    // constant loss term and no gradient term.
-    let ln_p_max = ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-    let mut log_max = f64::NEG_INFINITY;
-    for (o, ((&pj, &lp), &yj)) in out.iter_mut().zip(p.iter().zip(ln_p).zip(y)) {
-        // ln|p − y|: `ln p` itself for y = 0 (where p may underflow), `ln y`
-        // where p underflowed below a positive label.
-        let ln_gap = if yj == 0.0 {
-            lp
+    let h_max = half_ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+    // X_j (halved log |A_j|) into `out`, −∞ where A_j = 0.
+    let mut x_max = f64::NEG_INFINITY;
+    for (o, ((&pj, &h), &yj)) in out.iter_mut().zip(p.iter().zip(half_ln_p).zip(y)) {
+        *o = if h == f64::NEG_INFINITY || (yj > 0.0 && pj == yj) {
+            f64::NEG_INFINITY
+        } else if yj == 0.0 {
+            (1.0 + d) * h
         } else if pj == 0.0 {
-            yj.ln()
+            0.5 * yj.ln() + d * h
         } else {
-            (pj - yj).abs().ln()
+            0.5 * (pj - yj).abs().ln() + d * h
         };
-        *o = if lp > f64::NEG_INFINITY && (yj == 0.0 || pj != yj) {
-            ln_gap + d * lp
+        x_max = x_max.max(*o);
+    }
+    // The sign of p_j − y_j (positive for y = 0 even where p underflowed).
+    let sign = |j: usize| if y[j] == 0.0 || p[j] > y[j] { 1.0 } else { -1.0 };
+    let s = if x_max > f64::NEG_INFINITY { rescale(x_max) } else { 0.0 };
+    let total: f64 = out
+        .iter()
+        .enumerate()
+        .map(|(j, &x)| sign(j) * (2.0 * (x - s)).exp())
+        .sum();
+    let ln_total = 0.5 * total.abs().ln();
+    let escort = |h: f64| {
+        if h > f64::NEG_INFINITY {
+            (2.0 * t2 * (h - h_max)).exp()
+        } else {
+            0.0
+        }
+    };
+    let escort_sum: f64 = half_ln_p.iter().map(|&h| escort(h)).sum();
+    let best = half_ln_p.iter().position(|&v| v == h_max).unwrap_or(0);
+    // Entry i at its own scale: (b_i, m_i) with g_i = b_i·e^{2m_i} before
+    // the reduction's scale.
+    let entry = |x: f64, h: f64, sgn: f64| -> (f64, f64) {
+        // Halved log of |ẽ_i·Σ| without ln E (divided after).
+        let w = if h > f64::NEG_INFINITY && total != 0.0 {
+            t2 * (h - h_max) + s + ln_total
         } else {
             f64::NEG_INFINITY
         };
-        log_max = log_max.max(*o);
-    }
-    let shift = if log_max > 600.0 { log_max } else { 0.0 };
-    let mut total = 0.0;
-    for (o, (&pj, &yj)) in out.iter_mut().zip(p.iter().zip(y)) {
-        let gj = if *o == f64::NEG_INFINITY {
-            0.0
+        let top = x.max(w);
+        let m = if top > f64::NEG_INFINITY { rescale(top) } else { 0.0 };
+        let a = if x > f64::NEG_INFINITY {
+            sgn * (2.0 * (x - m)).exp()
         } else {
-            (*o - shift).exp().copysign(pj - yj)
+            0.0
         };
-        *o = gj;
-        total += gj;
-    }
-    let escort = |lp: f64| {
-        if lp > f64::NEG_INFINITY {
-            (t2 * (lp - ln_p_max)).exp()
+        let e = if w > f64::NEG_INFINITY {
+            (2.0 * (t2 * (h - h_max) + s - m)).exp() / escort_sum * total
         } else {
             0.0
-        }
+        };
+        (a - e, m)
     };
-    let escort_sum: f64 = ln_p.iter().map(|&lp| escort(lp)).sum();
-    let best = ln_p.iter().position(|&v| v == ln_p_max).unwrap_or(0);
-    let finish = |b: f64| {
+    let finish = |b: f64, m: f64| {
         let v = b * scale;
-        if v == 0.0 || shift == 0.0 {
+        if v == 0.0 || m == 0.0 {
             v
         } else {
-            (shift + v.abs().ln()).exp().copysign(v)
+            (2.0 * m + v.abs().ln()).exp().copysign(v)
         }
     };
-    let mut rest = 0.0;
-    for (j, (o, &lp)) in out.iter_mut().zip(ln_p).enumerate() {
+    let mut rest_scale = f64::NEG_INFINITY;
+    for (j, (o, ms)) in out.iter_mut().zip(scales.iter_mut()).enumerate() {
         if j != best {
-            let b = *o - escort(lp) / escort_sum * total;
-            rest += b;
-            *o = finish(b);
+            let (b, m) = entry(*o, half_ln_p[j], sign(j));
+            if b != 0.0 {
+                rest_scale = rest_scale.max(m);
+            }
+            (*o, *ms) = (b, m);
         }
     }
-    out[best] = finish(-rest);
+    let rest_scale = if rest_scale > f64::NEG_INFINITY {
+        rest_scale
+    } else {
+        0.0
+    };
+    let (mut rest, mut largest) = (0.0_f64, 0.0_f64);
+    for (j, (o, &m)) in out.iter_mut().zip(scales.iter()).enumerate() {
+        if j != best && *o != 0.0 {
+            let term = *o * (2.0 * (m - rest_scale)).exp();
+            rest += term;
+            largest = largest.max(term.abs());
+            *o = finish(*o, m);
+        }
+    }
+    out[best] = if rest_scale != 0.0 && rest.abs() <= RESCALED_CANCELLATION * largest {
+        // The others cancel at a scale where their logs cannot resolve
+        // factors near 1 (a log of 4e307 has an ulp of 2^971): the argmax
+        // entry from its own formula instead.
+        let (b, m) = entry(out[best], half_ln_p[best], sign(best));
+        finish(b, m)
+    } else {
+        finish(-rest, rest_scale)
+    };
 }
+
+/// Relative size below which the rescaled sum of the non-argmax gradient
+/// entries counts as cancelled (`2^-20`: more than 20 bits lost).
+const RESCALED_CANCELLATION: f64 = 9.5367431640625e-7;
 
 /// The bi-tempered logistic loss per row (unreduced), Google's reference
 /// signature: `labels` as class indices or probability rows.
