@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use entropic_cli::{eval_line, eval_line_reference};
 use proptest::prelude::*;
@@ -96,13 +96,13 @@ fn check(case: &Map<String, Value>) -> Result<(), TestCaseError> {
         // (a value within ~2^-200 of a rounding boundary): no verdict.
         // Also: an intermediate beyond dashu's exponent range (|ln x| > 6.4e18).
         (_, Err(e)) if e.message.contains("not certain") => {
-            UNVERIFIED.fetch_add(1, Ordering::Relaxed);
+            UNVERIFIED.set(UNVERIFIED.get() + 1);
             return Ok(());
         }
         // The arbitrary-precision evaluation itself failed (reported, not
         // a crash; see `entropic_cli`'s `a_panicking_reference_is_a_case_error`).
         (_, Err(e)) if e.message.starts_with(entropic_cli::REFERENCE_FAILED) => {
-            UNVERIFIED.fetch_add(1, Ordering::Relaxed);
+            UNVERIFIED.set(UNVERIFIED.get() + 1);
             return Ok(());
         }
         (f, e) => {
@@ -199,9 +199,11 @@ fn the_contract_rejects_nan_and_wrong_infinities() {
     assert!(compare(inf.as_object().unwrap(), near_f32.as_object().unwrap(), "").is_err());
 }
 
-/// Cases without a verdict (no certified reference), over all runs of this
-/// test binary; see [`run`].
-static UNVERIFIED: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Cases without a verdict (no certified reference) on this thread (a
+    /// proptest run stays on its test's thread); see [`run`].
+    static UNVERIFIED: Cell<usize> = const { Cell::new(0) };
+}
 
 /// At most this fraction of a run's cases may lack a certified reference:
 /// a run that mostly skips would pass without testing anything.
@@ -228,19 +230,19 @@ fn run(name: &str, strategy: impl Strategy<Value = Map<String, Value>>) {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let verified = std::sync::Mutex::new(0usize);
+    let verified = Cell::new(0usize);
     let result = runner.run(&strategy, |case| {
-        let before = UNVERIFIED.load(Ordering::Relaxed);
+        let before = UNVERIFIED.get();
         check(&case)?;
-        if UNVERIFIED.load(Ordering::Relaxed) == before {
-            *verified.lock().unwrap() += 1;
+        if UNVERIFIED.get() == before {
+            verified.set(verified.get() + 1);
         }
         Ok(())
     });
     if let Err(e) = result {
         panic!("{name}: {e}");
     }
-    let verified = *verified.lock().unwrap();
+    let verified = verified.get();
     let total = cases() as usize;
     eprintln!("{name}: {verified} of {total} cases verified against the certified reference");
     assert!(
