@@ -69,6 +69,13 @@ pub trait LossUnderTest {
         let (out, g) = self.kernel(case, &case.logits)?;
         Ok((total_f64(&out), g))
     }
+
+    /// The bound on the `f32` kernel against the `f64` kernel rounded to
+    /// `f32` ([`crate::ad::F32_PATH`] unless the loss has an `f32`
+    /// arithmetic path).
+    fn f32_tolerance(&self) -> crate::tolerance::Tolerance {
+        crate::ad::F32_PATH
+    }
 }
 
 /// Every production loss, configured.
@@ -125,6 +132,13 @@ impl LossUnderTest for Loss {
             _ => Err(Error::IncompatibleOptions(
                 "this loss does not take class-index targets",
             )),
+        }
+    }
+
+    fn f32_tolerance(&self) -> crate::tolerance::Tolerance {
+        match self {
+            Loss::SoftmaxCrossEntropy(l) if l.label_smoothing() == 0.0 => crate::ad::F32_CLASS_CE_PATH,
+            _ => crate::ad::F32_PATH,
         }
     }
 

@@ -388,7 +388,14 @@ impl SoftmaxCrossEntropy {
                     return ignored_row_ok(row);
                 }
                 let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
-                return match kernels::cross_entropy_class_row(row, k, wk, scale, e, g) {
+                let result = match T::as_f32(row) {
+                    Some(row32) => {
+                        let g32 = g.and_then(T::as_f32_mut);
+                        kernels::cross_entropy_class_row_f32(row32, k, wk, scale, g32)
+                    }
+                    None => kernels::cross_entropy_class_row(row, k, wk, scale, e, g),
+                };
+                return match result {
                     Some(l) => {
                         loss[0] = l;
                         true

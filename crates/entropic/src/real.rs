@@ -173,6 +173,12 @@ pub trait Float: Real + Copy + Send + Sync + PartialOrd + sealed::Sealed {
     fn to_f64(self) -> f64;
     /// Rounds an `f64` to this type (round to nearest).
     fn round_from(x: f64) -> Self;
+    /// The slice as `f32` when `Self` is `f32` (kernels with an `f32` path).
+    #[doc(hidden)]
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The mutable slice as `f32` when `Self` is `f32`.
+    #[doc(hidden)]
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Float for f32 {
@@ -185,6 +191,14 @@ impl Float for f32 {
     fn round_from(x: f64) -> Self {
         x as f32
     }
+    #[inline]
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    #[inline]
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Float for f64 {
@@ -196,6 +210,14 @@ impl Float for f64 {
     #[inline]
     fn round_from(x: f64) -> Self {
         x
+    }
+    #[inline]
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    #[inline]
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
 

@@ -28,6 +28,13 @@ const GRADIENT_REL: f64 = 64.0 * f64::EPSILON;
 /// kernel's result (0.5 ulp rounding + the f64 error far below it).
 const F32_ROUNDING_ULPS: u64 = 1;
 
+/// With class targets and no label smoothing the f32 kernel computes the
+/// exponentials in f32 (≤ 2 ulps, measured 1.23) and scales the gradient by
+/// a rounded f32 factor (½ ulp for the factor, ½ for the product); the loss
+/// and the target and argmax entries are formed in f64 from f64 sums. With
+/// the ½ ulp of rounding the f64 result to compare against: 3 ulps.
+const F32_CLASS_PATH_ULPS: u64 = 3;
+
 fn classes<'a>(y: &'a [usize]) -> Targets<'a, f64> {
     Targets::Classes(y)
 }
@@ -294,16 +301,17 @@ fn softmax_cross_entropy_dual_gradient_matches_analytic() {
                     "case {case}: {k} vs {d}"
                 );
             }
-            // f32 path: the f64 result rounded once.
+            // f32 path: the f64 result rounded once, or the f32 class path.
+            let bound = match targets {
+                Targets::Classes(_) if eps == 0.0 => F32_CLASS_PATH_ULPS,
+                _ => F32_ROUNDING_ULPS,
+            };
             let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
             let z32_64: Vec<f64> = z32.iter().map(|&v| f64::from(v)).collect();
             let (o32, g32) = ce.loss_and_grad(Batch::new(&z32, n, c).unwrap(), targets).unwrap();
             let (o64, g64) = ce.loss_and_grad(Batch::new(&z32_64, n, c).unwrap(), targets).unwrap();
-            for (a, b) in o32.unreduced.iter().zip(&o64.unreduced) {
-                assert!(ulps32(*a, *b as f32) <= F32_ROUNDING_ULPS);
-            }
-            for (a, b) in g32.iter().zip(&g64) {
-                assert!(ulps32(*a, *b as f32) <= F32_ROUNDING_ULPS);
+            for (a, b) in o32.unreduced.iter().zip(&o64.unreduced).chain(g32.iter().zip(&g64)) {
+                assert!(ulps32(*a, *b as f32) <= bound, "case {case}: f32 {a} vs f64 {b}");
             }
         }
     }

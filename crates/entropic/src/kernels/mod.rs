@@ -13,6 +13,7 @@
 //! values, rounded once.
 
 pub(crate) mod exp;
+pub(crate) mod exp32;
 pub(crate) mod log1p;
 pub(crate) mod rows;
 
@@ -306,4 +307,152 @@ pub(crate) fn bce_row_loss<T: Float>(x: &[T], y: &[f64], w: &[f64], r: &[f64], l
         loss[j] = w[j] * bce_element(x, y[j], r[j]).0;
     }
     !nan
+}
+
+/// `out_j = e^{z_j − m}` by the `f32` [`exp32::exp_diff`] (a plain map
+/// loop, which the loop vectorizer turns into 8-lane code).
+#[inline(always)]
+fn exp_diff_into(row: &[f32], m: f32, out: &mut [f32]) {
+    for (o, &z) in out.iter_mut().zip(row) {
+        *o = exp32::exp_diff(z, m);
+    }
+}
+
+/// `Σ_j e_j` of `f32` entries in `f64` lane sums ([`LANES`] accumulators
+/// combined in a fixed order: the same bits on every target).
+#[inline(always)]
+fn lane_sum_f64(e: &[f32]) -> f64 {
+    // Two sets of LANES accumulators (four AVX2 vectors: the adds' latency
+    // is hidden), combined in a fixed order.
+    let (mut acc, mut acc2) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut chunks = e.chunks_exact(2 * LANES);
+    for ch in &mut chunks {
+        let (lo, hi) = ch.split_at(LANES);
+        for ((a, b), (&u, &v)) in acc.iter_mut().zip(acc2.iter_mut()).zip(lo.iter().zip(hi)) {
+            *a += f64::from(u);
+            *b += f64::from(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f64::from(v);
+    }
+    for (a, &v) in acc2.iter_mut().zip(chunks.remainder().iter().skip(LANES)) {
+        *a += f64::from(v);
+    }
+    combine(acc) + combine(acc2)
+}
+
+/// `Σ_{j ≠ skip} e^{z_j − m}` ([`exp_diff_into`], [`lane_sum_f64`]) with the
+/// exponentials left in `out` (`out[skip]` = 0).
+#[inline(always)]
+fn exp_sum_f32_into(row: &[f32], m: f32, skip: usize, out: &mut [f32]) -> f64 {
+    exp_diff_into(row, m, out);
+    out[skip] = 0.0;
+    let mut total = 0.0;
+    for block in out.chunks(SUM_BLOCK) {
+        total += lane_sum_f64(block);
+    }
+    total
+}
+
+/// Entries per block of the `f32` exponential sums (a stack buffer in
+/// [`exp_sum_f32`]); both sum functions add the blocks' lane sums in order,
+/// so the loss bits do not depend on whether the gradient is asked for.
+const SUM_BLOCK: usize = 512;
+
+/// [`exp_sum_f32_into`] without keeping the exponentials: blocks of
+/// [`SUM_BLOCK`] through a stack buffer, the block sums added in order.
+#[inline(always)]
+fn exp_sum_f32(row: &[f32], m: f32, skip: usize) -> f64 {
+    let mut buf = [0.0f32; SUM_BLOCK];
+    let mut total = 0.0;
+    for (b, block) in row.chunks(SUM_BLOCK).enumerate() {
+        let out = &mut buf[..block.len()];
+        exp_diff_into(block, m, out);
+        if skip / SUM_BLOCK == b {
+            out[skip % SUM_BLOCK] = 0.0;
+        }
+        total += lane_sum_f64(out);
+    }
+    total
+}
+
+/// `max` of an `f32` row in `f32` ([`LANES`] lanes; NaN entries skipped).
+#[inline(always)]
+fn row_max_f32_in(row: &[f32]) -> f32 {
+    // Four vectors of independent maxima (the max's latency, not its
+    // throughput, would bound one accumulator).
+    const MAX_LANES: usize = 4 * LANES;
+    let mut acc = [f32::NEG_INFINITY; MAX_LANES];
+    let mut chunks = row.chunks_exact(MAX_LANES);
+    for ch in &mut chunks {
+        for (a, &z) in acc.iter_mut().zip(ch) {
+            *a = if z > *a { z } else { *a };
+        }
+    }
+    let mut m = acc.iter().fold(f32::NEG_INFINITY, |m, &a| if a > m { a } else { m });
+    for &z in chunks.remainder() {
+        m = if z > m { z } else { m };
+    }
+    m
+}
+
+/// The `f32` form of [`cross_entropy_class_row`]: the exponentials in `f32`
+/// ([`exp32::exp_diff`], ≤ 2 ulps, 8 lanes), their sums in `f64`, the
+/// loss and the gradient's target and argmax entries in `f64`, the other
+/// gradient entries `e_j · round_f32(scale·w_k/s)` in `f32`. `rest` excludes
+/// the argmax term (its lane is zeroed before the sum), so a
+/// confident row's tiny loss keeps its relative accuracy. Error: the loss
+/// within about 2 ulps, each gradient entry within about 2.5 ulps of `f32`.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn cross_entropy_class_row_f32(
+    row: &[f32],
+    k: usize,
+    wk: f64,
+    scale: f64,
+    mut g: Option<&mut [f32]>,
+) -> Option<f64> {
+    let m = row_max_f32_in(row);
+    if !m.is_finite() {
+        return None;
+    }
+    let best = first_index_of_in(row, f64::from(m))?;
+    let rest = match g.as_deref_mut() {
+        Some(out) => exp_sum_f32_into(row, m, best, out),
+        None => exp_sum_f32(row, m, best),
+    };
+    if rest.is_nan() {
+        return None;
+    }
+    let (m64, zk) = (f64::from(m), f64::from(row[k]));
+    let loss = if wk != 0.0 {
+        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
+    } else {
+        0.0
+    };
+    if let Some(out) = g {
+        let inv = 1.0 / (1.0 + rest);
+        let factor = scale * wk;
+        let f = (factor * inv) as f32;
+        if f.is_normal() || f == 0.0 {
+            for v in out.iter_mut() {
+                *v *= f;
+            }
+        } else {
+            // A factor outside f32's normal range: every entry in f64.
+            for v in out.iter_mut() {
+                *v = (f64::from(*v) * (factor * inv)) as f32;
+            }
+        }
+        out[best] = if k == best {
+            -(factor * (rest * inv)) as f32
+        } else {
+            (factor * inv) as f32
+        };
+        if k != best {
+            let e_k = f64::from(exp32::exp_diff(row[k], m));
+            out[k] = (factor * (e_k * inv - 1.0)) as f32;
+        }
+    }
+    Some(loss)
 }
