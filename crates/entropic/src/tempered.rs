@@ -45,6 +45,7 @@ use crate::domain::{check_in_range, check_logits, check_parameter};
 use crate::error::{Error, Position, Result};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
+use crate::kernels::rows;
 use crate::softmax::{check_batch, check_row, shifted_log_sum};
 
 /// Default safety cap on the evaluations of the normalization function per
@@ -957,30 +958,48 @@ impl BiTemperedLogisticLoss {
         &self,
         activations: Batch<'_, T>,
         targets: Targets<'_, P>,
-        mut grad: Option<&mut [T]>,
+        grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
         let scale = self.prepare(&activations, &targets)?;
         let (t1, t2) = (self.t1, self.t2);
-        let c = activations.c();
-        // No row buffers for an empty batch: `c` is then unbounded by the data.
-        let c_buf = if activations.n() == 0 { 0 } else { c };
-        let (mut y, mut a, mut p, mut g) = (vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf]);
-        let (mut ln_p, mut half_ln_p, mut scales) = (vec![0.0; c_buf], vec![0.0; c_buf], vec![0.0; c_buf]);
-        let mut unreduced = Vec::with_capacity(activations.n());
-        for (i, row) in activations.rows().enumerate() {
-            self.labels(&targets, i, &mut y);
-            for (aj, &r) in a.iter_mut().zip(row) {
+        let (n, c) = (activations.n(), activations.c());
+        // Probability labels are read through `Real::re` into `f64` first, so
+        // that rows can run in parallel (`P` need not be `Sync`).
+        let probabilities: Vec<f64>;
+        let targets64: Targets<'_, f64> = match &targets {
+            Targets::Classes(y) => Targets::Classes(y),
+            Targets::Probabilities(p) => {
+                probabilities = p.as_slice().iter().map(Real::re).collect();
+                Targets::Probabilities(Batch::new(&probabilities, p.n(), p.c())?)
+            }
+        };
+        let mut unreduced = vec![0.0; n];
+        // The first failing row's error (a row's normalizer that does not
+        // converge): the smallest row index wins, whatever the scheduling.
+        let failure: std::sync::Mutex<Option<(usize, Error)>> = std::sync::Mutex::new(None);
+        rows::for_each_row(c, 1, 1, &mut unreduced, grad, |i, loss, g, scratch| {
+            let buf = rows::scratch(scratch, 7 * c);
+            let (y, buf) = buf.split_at_mut(c);
+            let (a, buf) = buf.split_at_mut(c);
+            let (p, buf) = buf.split_at_mut(c);
+            let (ln_p, buf) = buf.split_at_mut(c);
+            let (half_ln_p, buf) = buf.split_at_mut(c);
+            let (gr, scales) = buf.split_at_mut(c);
+            self.labels(&targets64, i, y);
+            for (aj, &r) in a.iter_mut().zip(activations.row(i)) {
                 *aj = r.to_f64();
             }
-            let buffers = RowBuffers {
-                p: &mut p,
-                ln_p: &mut ln_p,
-                half_ln_p: &mut half_ln_p,
-            };
-            normalize_row_f64(&a, t2, self.max_iterations, i, buffers)?;
-            let mut loss = 0.0;
-            for ((&lp, &h), &yj) in ln_p.iter().zip(&half_ln_p).zip(&y) {
-                loss += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY && yj > 0.0 {
+            let buffers = RowBuffers { p, ln_p, half_ln_p };
+            if let Err(e) = normalize_row_f64(a, t2, self.max_iterations, i, buffers) {
+                let mut f = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if f.as_ref().is_none_or(|(row, _)| i < *row) {
+                    *f = Some((i, e));
+                }
+                return false;
+            }
+            let mut total = 0.0;
+            for ((&lp, &h), &yj) in ln_p.iter().zip(half_ln_p.iter()).zip(y.iter()) {
+                total += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY && yj > 0.0 {
                     // p > 0 with ln p below −f64::MAX (t2 = 1, a logit gap
                     // beyond the range): y·(ln y − ln p) − y + p with p = 0
                     // and ln p = 2h; finite for a small enough label.
@@ -989,13 +1008,17 @@ impl BiTemperedLogisticLoss {
                     self.class_term(yj, lp)
                 };
             }
-            unreduced.push(loss);
-            if let Some(gr) = grad.as_deref_mut() {
-                row_gradient(&p, &half_ln_p, &y, (t1, t2), scale, &mut g, &mut scales);
-                for (dst, &v) in gr[i * c..(i + 1) * c].iter_mut().zip(&g) {
+            loss[0] = total;
+            if let Some(g) = g {
+                row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, scales);
+                for (dst, &v) in g.iter_mut().zip(gr.iter()) {
                     *dst = T::round_from(v);
                 }
             }
+            true
+        });
+        if let Some((_, e)) = failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Err(e);
         }
         let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
         Ok(LossOutput {

@@ -169,11 +169,22 @@ fn one_and_many_threads_give_identical_bits() {
                 .with_reduction(Reduction::Mean)
                 .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&labels, n, c).unwrap())
                 .unwrap();
+            // Bi-tempered on the first rows (its Newton solve is slower).
+            let m = n.min(64);
+            let bt_b = Batch::new(&z[..m * c], m, c).unwrap();
+            let bt = entropic::BiTemperedLogisticLoss::new(0.8, 1.2)
+                .unwrap()
+                .loss_and_grad(bt_b, Targets::<f32>::Classes(&y[..m]))
+                .unwrap();
+            let bt_p = entropic::BiTemperedLogisticLoss::new(0.5, 0.8)
+                .unwrap()
+                .loss_and_grad(bt_b, Targets::Probabilities(Batch::new(&p[..m * c], m, c).unwrap()))
+                .unwrap();
             let mut sm = vec![0.0f32; n * c];
             softmax_batch_into(b, &mut sm).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let mut all = Vec::new();
-            for (o, g) in [&a, &s, &q, &bce, &focal] {
+            for (o, g) in [&a, &s, &q, &bce, &focal, &bt, &bt_p] {
                 all.push(bits(&o.unreduced));
                 all.push(bits(&[o.reduced.unwrap()]));
                 all.push(bits(g));
