@@ -1,6 +1,7 @@
-//! Softmax cross-entropy and sigmoid BCE value + gradient, f32, against a
-//! STREAM-like copy of the same byte count (logits read + gradient written)
-//! measured in the same run as the bandwidth bound.
+//! Softmax cross-entropy, sigmoid BCE and focal, and the bi-tempered loss,
+//! value + gradient, f32, against a STREAM-like copy of the same byte count
+//! (logits read + gradient written) measured in the same run as the
+//! bandwidth bound.
 //!
 //! `cargo bench -p entropic --bench kernels`; thread count: rayon's default
 //! (all cores) unless `RAYON_NUM_THREADS` is set.
@@ -107,5 +108,33 @@ fn sigmoid_bce(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, softmax_cross_entropy, sigmoid_bce);
+/// The bi-tempered loss at (4096, 1000) with one-hot labels (dense, as the
+/// JAX reference takes them), at the two temperature pairs.
+fn bi_tempered(c: &mut Criterion) {
+    let mut g = configure(c);
+    let (n, k) = (4096usize, 1000usize);
+    let z = logits(n * k, 4);
+    let mut labels = vec![0.0f32; n * k];
+    for i in 0..n {
+        labels[i * k + (i * 7919) % k] = 1.0;
+    }
+    let mut grad = vec![0.0f32; n * k];
+    g.throughput(Throughput::Bytes((3 * n * k * std::mem::size_of::<f32>()) as u64));
+    for (t1, t2) in [(0.8, 1.2), (0.5, 0.8)] {
+        let loss = entropic::BiTemperedLogisticLoss::new(t1, t2).unwrap();
+        g.bench_function(BenchmarkId::new("bi_tempered_value_grad", format!("{n}x{k}_t{t1}_{t2}")), |b| {
+            b.iter(|| {
+                loss.loss_and_grad_into(
+                    Batch::new(black_box(&z), n, k).unwrap(),
+                    Targets::Probabilities(Batch::new(&labels, n, k).unwrap()),
+                    &mut grad,
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, softmax_cross_entropy, sigmoid_bce, bi_tempered);
 criterion_main!(benches);
