@@ -122,16 +122,19 @@ fn bi_tempered(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((3 * n * k * std::mem::size_of::<f32>()) as u64));
     for (t1, t2) in [(0.8, 1.2), (0.5, 0.8)] {
         let loss = entropic::BiTemperedLogisticLoss::new(t1, t2).unwrap();
-        g.bench_function(BenchmarkId::new("bi_tempered_value_grad", format!("{n}x{k}_t{t1}_{t2}")), |b| {
-            b.iter(|| {
-                loss.loss_and_grad_into(
-                    Batch::new(black_box(&z), n, k).unwrap(),
-                    Targets::Probabilities(Batch::new(&labels, n, k).unwrap()),
-                    &mut grad,
-                )
-                .unwrap()
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("bi_tempered_value_grad", format!("{n}x{k}_t{t1}_{t2}")),
+            |b| {
+                b.iter(|| {
+                    loss.loss_and_grad_into(
+                        Batch::new(black_box(&z), n, k).unwrap(),
+                        Targets::Probabilities(Batch::new(&labels, n, k).unwrap()),
+                        &mut grad,
+                    )
+                    .unwrap()
+                })
+            },
+        );
     }
     g.finish();
 }

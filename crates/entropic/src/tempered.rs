@@ -43,9 +43,9 @@ use crate::batch::Batch;
 use crate::cross_entropy::Targets;
 use crate::domain::{check_in_range, check_logits, check_parameter};
 use crate::error::{Error, Position, Result};
+use crate::kernels::rows;
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
-use crate::kernels::rows;
 use crate::softmax::{check_batch, check_row, shifted_log_sum};
 
 /// Default safety cap on the evaluations of the normalization function per
@@ -1146,13 +1146,13 @@ impl BiTemperedLogisticLoss {
 ///   outside the finite support, a masked class) is locally constant and
 ///   has `A = 0` (no `0·∞`).
 /// - `Σ_j A_j` is summed scaled by `e^{−2s}` (`s = max X_j`, only when
-///   `|2s| > 600`), so it cannot overflow.
+///   `2s > 600`), so it cannot overflow.
 /// - `ẽ_i·Σ` is formed from its log `2t2·(h_i − h_max) − ln E + 2s + ln|Σ'|`,
 ///   not as the product of an escort that may underflow (`< e^{−745}`) and
 ///   a sum that may be beyond the range: their product can be an ordinary
 ///   number (logits `(0, −4e32, −2e55)`, `t = (1.9, 1.1)`: `6.1e86`).
 /// - Each entry `A_i − ẽ_i·Σ` is formed at its own scale `e^{2m_i}`
-///   (`m_i` the larger of the two logs, used only when `|2m_i| > 600`) and
+///   (`m_i` the larger of the two logs, used only when `2m_i > 600`) and
 ///   rounded once to `±∞`, `0` or a finite value.
 /// - The argmax entry is `−Σ_{i≠best} g_i` (shift invariance), summed at a
 ///   common scale so that entries of opposite infinite signs give no NaN.
@@ -1168,9 +1168,11 @@ fn row_gradient(
     out: &mut [f64],
     scales: &mut [f64],
 ) {
-    // Logs (halved) within this bound are exponentiated directly.
+    // Logs (halved) up to this bound are exponentiated directly (below it a
+    // term underflows, as it would in any evaluation; only overflow is
+    // rescaled, so that ordinary rows keep the direct evaluation's bits).
     const DIRECT_HALF_LOG: f64 = 300.0;
-    let rescale = |x: f64| if x.abs() > DIRECT_HALF_LOG { x } else { 0.0 };
+    let rescale = |x: f64| if x > DIRECT_HALF_LOG { x } else { 0.0 };
     let d = t2 - t1;
     let h_max = half_ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
     // X_j (halved log |A_j|) into `out`, −∞ where A_j = 0.
@@ -1179,7 +1181,8 @@ fn row_gradient(
         *o = if h == f64::NEG_INFINITY || (yj > 0.0 && pj == yj) {
             f64::NEG_INFINITY
         } else if yj == 0.0 {
-            (1.0 + d) * h
+            // ln|p − 0|/2 + d·h, in the order of the direct form ln p + d·ln p.
+            h + d * h
         } else if pj == 0.0 {
             0.5 * yj.ln() + d * h
         } else {
