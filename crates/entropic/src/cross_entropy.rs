@@ -19,6 +19,43 @@ pub enum Targets<'a, P> {
     Probabilities(Batch<'a, P>),
 }
 
+/// Targets with probabilities read through `Real::re` into `f64`, so that
+/// kernels can share them across threads (`P` need not be `Sync`); class
+/// indices are kept as they are.
+pub(crate) struct TargetsF64<'a> {
+    classes: Option<&'a [usize]>,
+    probabilities: Vec<f64>,
+    shape: (usize, usize),
+}
+
+impl<'a> TargetsF64<'a> {
+    pub(crate) fn read<P: Real>(targets: &Targets<'a, P>) -> Self {
+        match targets {
+            Targets::Classes(y) => Self {
+                classes: Some(y),
+                probabilities: Vec::new(),
+                shape: (0, 0),
+            },
+            Targets::Probabilities(p) => Self {
+                classes: None,
+                probabilities: p.as_slice().iter().map(Real::re).collect(),
+                shape: (p.n(), p.c()),
+            },
+        }
+    }
+
+    /// The targets as `Targets<f64>`.
+    ///
+    /// # Errors
+    /// None for targets from [`TargetsF64::read`] (their shape is a batch's).
+    pub(crate) fn view(&self) -> Result<Targets<'_, f64>> {
+        Ok(match self.classes {
+            Some(y) => Targets::Classes(y),
+            None => Targets::Probabilities(Batch::new(&self.probabilities, self.shape.0, self.shape.1)?),
+        })
+    }
+}
+
 /// Softmax cross-entropy over a row-major batch of logits `[n, c]`, the
 /// semantics of PyTorch's `F.cross_entropy`.
 ///
@@ -356,16 +393,8 @@ impl SoftmaxCrossEntropy {
             // The full validation reports the first error in its order.
             Err(e) => return Err(self.prepare(&logits, &targets).err().unwrap_or(e)),
         };
-        // Probability targets are read through `Real::re` into `f64` first
-        // (`P` need not be `Sync`; class indices are shared as they are).
-        let probabilities: Vec<f64>;
-        let targets64: Targets<'_, f64> = match &targets {
-            Targets::Classes(y) => Targets::Classes(y),
-            Targets::Probabilities(p) => {
-                probabilities = p.as_slice().iter().map(Real::re).collect();
-                Targets::Probabilities(Batch::new(&probabilities, p.n(), p.c())?)
-            }
-        };
+        let owned = TargetsF64::read(&targets);
+        let targets64 = owned.view()?;
         let classes = match targets64 {
             Targets::Classes(y) if self.label_smoothing == 0.0 => Some(y),
             _ => None,

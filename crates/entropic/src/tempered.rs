@@ -963,16 +963,9 @@ impl BiTemperedLogisticLoss {
         let scale = self.prepare(&activations, &targets)?;
         let (t1, t2) = (self.t1, self.t2);
         let (n, c) = (activations.n(), activations.c());
-        // Probability labels are read through `Real::re` into `f64` first, so
-        // that rows can run in parallel (`P` need not be `Sync`).
-        let probabilities: Vec<f64>;
-        let targets64: Targets<'_, f64> = match &targets {
-            Targets::Classes(y) => Targets::Classes(y),
-            Targets::Probabilities(p) => {
-                probabilities = p.as_slice().iter().map(Real::re).collect();
-                Targets::Probabilities(Batch::new(&probabilities, p.n(), p.c())?)
-            }
-        };
+        // Probability labels in `f64`, so that rows can run in parallel.
+        let owned = crate::cross_entropy::TargetsF64::read(&targets);
+        let targets64 = owned.view()?;
         let mut unreduced = vec![0.0; n];
         // The first failing row's error (a row's normalizer that does not
         // converge): the smallest row index wins, whatever the scheduling.
