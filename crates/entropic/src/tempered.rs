@@ -892,9 +892,24 @@ impl BiTemperedLogisticLoss {
         for (i, row) in activations.rows().enumerate() {
             self.labels(&targets, i, &mut y);
             let ln_p = normalize_row(row, t2, self.max_iterations, i)?.log_probabilities;
+            // At t1 = t2 = 1 a finite logit whose ln p = (z − m) − l is below
+            // −f64::MAX in D (a logit gap beyond the range) still has the
+            // finite term y·ln y − y − y·ln p for a small label: −y·ln p from
+            // its parts (`nll_term`).
+            let far = |lp: &D, z: &D| t2 == 1.0 && self.t1 == 1.0 && lp.is_neg_infinity() && !z.is_neg_infinity();
+            let parts = if ln_p.iter().zip(row).any(|(lp, z)| far(lp, z)) {
+                Some(shifted_log_sum(row))
+            } else {
+                None
+            };
             let mut loss = D::zero();
-            for (lp, &yj) in ln_p.iter().zip(&y) {
-                loss += self.class_term(yj, lp.clone());
+            for ((lp, &yj), z) in ln_p.iter().zip(&y).zip(row) {
+                loss += match &parts {
+                    Some((m, l)) if yj > 0.0 && far(lp, z) => {
+                        D::from_f64(yj * yj.ln() - yj) + crate::softmax::nll_term(l.clone(), z.clone(), m.clone(), yj)
+                    }
+                    _ => self.class_term(yj, lp.clone()),
+                };
             }
             unreduced.push(loss);
         }

@@ -1113,3 +1113,42 @@ fn loss_at_a_perfect_soft_prediction_is_second_order_small() {
         }
     }
 }
+
+/// Logit gaps beyond `f64::MAX` (fourth session): the probability of the
+/// low class is positive (`e^{−7075.9}` with a heavy tail) or its log is below
+/// `−f64::MAX` (`t2 = 1`), and the loss is finite. Both the kernel and the
+/// generic definition (in `f64`) give the finite value, and they agree;
+/// before, both gave `+∞`. (The certified reference is checked in
+/// `entropic-cli/tests/finiteness.rs`.)
+#[test]
+fn logit_gaps_beyond_the_range_give_finite_losses_in_kernel_and_definition() {
+    let m = f64::MAX;
+    let cases: [(&[f64], &[f64], f64, f64, f64); 4] = [
+        (&[1e308, -1e308], &[0.0, 1.0], 1.0, 1.1, 7075.867707297313),
+        (&[1e308, -1e308], &[0.9, 0.1], 1.0, 1.0, 2.0000000000000002e307),
+        (&[m, -1e308, -m], &[0.2, 0.0, 0.1], 1.0, 1.0, 3.5953862697246315e307),
+        (&[1.7e308, -1.7e308, 0.0], &[0.0, 1.0, 0.0], 1.0, 2.5, 473.8836327879309),
+    ];
+    for (z, y, t1, t2, exact) in cases {
+        let c = z.len();
+        let loss = BiTemperedLogisticLoss::new(t1, t2)
+            .unwrap()
+            .with_reduction(Reduction::None);
+        let b = Batch::new(z, 1, c).unwrap();
+        let targets = Targets::Probabilities(Batch::new(y, 1, c).unwrap());
+        let (out, grad) = loss.loss_and_grad(b, targets).unwrap();
+        let def = loss.definition(b, targets).unwrap().unreduced[0];
+        let k = out.unreduced[0];
+        // The exact values are the certified reference's (`entropic eval
+        // --reference`); both sides within the kernel-vs-definition bound.
+        assert!(
+            (k - exact).abs() <= KERNEL_VS_DEFINITION_REL * exact,
+            "kernel {k} vs {exact} for {z:?}"
+        );
+        assert!(
+            (def - exact).abs() <= KERNEL_VS_DEFINITION_REL * exact,
+            "definition {def} vs {exact} for {z:?}"
+        );
+        assert!(grad.iter().all(|g| g.is_finite()), "{grad:?}");
+    }
+}
