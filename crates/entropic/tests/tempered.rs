@@ -1123,7 +1123,9 @@ fn loss_at_a_perfect_soft_prediction_is_second_order_small() {
 #[test]
 fn logit_gaps_beyond_the_range_give_finite_losses_in_kernel_and_definition() {
     let m = f64::MAX;
-    let cases: [(&[f64], &[f64], f64, f64, f64); 4] = [
+    /// Logits, labels, t1, t2, the certified loss.
+    type Far<'a> = (&'a [f64], &'a [f64], f64, f64, f64);
+    let cases: [Far; 4] = [
         (&[1e308, -1e308], &[0.0, 1.0], 1.0, 1.1, 7075.867707297313),
         (&[1e308, -1e308], &[0.9, 0.1], 1.0, 1.0, 2.0000000000000002e307),
         (&[m, -1e308, -m], &[0.2, 0.0, 0.1], 1.0, 1.0, 3.5953862697246315e307),
