@@ -607,18 +607,15 @@ fn normalize_row_f64(
     }
     let (lambda, iterations) = solve_shifted_normalizer(p, t, max_iterations, row_index)?;
     for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
-        if t > 1.0 && *pi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
-            *lpi = ln_exp_t_far(a, mu, lambda, t);
-            *pi = lpi.exp();
+        *lpi = if t > 1.0 && *pi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
+            ln_exp_t_far(a, mu, lambda, t)
         } else {
-            *lpi = ln_exp_t(*pi - lambda, t);
-            *pi = exp_t(*pi - lambda, t);
-        }
-        if *pi == 0.0 && *lpi > f64::NEG_INFINITY {
-            // Underflowed, or (1 − t)·u overflowed inside exp_t: e^{ln p}
-            // is the correctly placed underflow (or a subnormal).
-            *pi = lpi.exp();
-        }
+            ln_exp_t(*pi - lambda, t)
+        };
+        // exp_t(u) = e^{ln exp_t(u)}, the same operations as `exp_t` (whose
+        // ln1p is not evaluated twice this way); also where (1 − t)·u
+        // overflows and only the log is finite.
+        *pi = lpi.exp();
         *hi = 0.5 * *lpi;
     }
     Ok(iterations)
