@@ -206,8 +206,13 @@ thread_local! {
 }
 
 /// At most this fraction of a run's cases may lack a certified reference:
-/// a run that mostly skips would pass without testing anything.
-const MAX_UNVERIFIED_FRACTION: f64 = 0.25;
+/// a run that mostly skips would pass without testing anything. Measured:
+/// every configuration stays below 3 % except the bi-tempered loss at
+/// `t1 = 1.5 > t2 = 1`, 10 of 48 (21 %) by default and 240 of 1 000 (24 %)
+/// with `ENTROPIC_EXTENSIVE=1` — rows with logit gaps beyond about 1e19,
+/// whose `p^{1−t1}` leaves dashu's exponent range. A third leaves room for
+/// that configuration and still fails a run that mostly skips.
+const MAX_UNVERIFIED_FRACTION: f64 = 1.0 / 3.0;
 
 fn cases() -> u32 {
     if std::env::var("ENTROPIC_EXTENSIVE").is_ok_and(|v| v == "1") {
