@@ -755,6 +755,9 @@ impl Real for Precise {
     fn is_neg_infinity(&self) -> bool {
         matches!(self.0, Value::NegInf)
     }
+    fn precision_beyond_f64() -> bool {
+        true
+    }
 }
 
 /// Lifts `f64` inputs to [`Precise`] (exactly).
@@ -883,6 +886,9 @@ impl Real for PreciseDual {
     }
     fn is_neg_infinity(&self) -> bool {
         self.re.is_neg_infinity()
+    }
+    fn precision_beyond_f64() -> bool {
+        true
     }
     fn exp(&self) -> Self {
         let e = self.re.exp();

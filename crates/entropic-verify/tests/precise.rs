@@ -589,3 +589,25 @@ fn cross_entropy_gradient_is_softmax_minus_onehot() {
         }
     }
 }
+
+/// The tempered normalizer in high precision is solved to the working
+/// precision, not left at its `f64` start (fourth session: the implicit lift
+/// removed each Newton step's real part for every type, so the reference's
+/// λ was the `f64` root and its bi-tempered values were 1–2 ulp off; a
+/// change of the `f64` solver's summation order moved 14 of the 18
+/// bi-tempered conformance vectors). At 256 bits, `Σ p − 1` must be far
+/// below `f64`'s ε; with the old lift it was about 1e-17.
+#[test]
+fn tempered_normalizer_is_solved_to_the_working_precision() {
+    for t in [0.5, 0.8, 1.2, 1.5, 4.0] {
+        let z = lift(&[-0.5, 0.1, 2.0, -3.7, 0.8]);
+        let residual = with_precision(256, || {
+            let n = entropic::TemperedSoftmax::new(t).unwrap().normalize(&z).unwrap();
+            let sum = n.probabilities.into_iter().fold(Precise::from_f64(0.0), |a, b| a + b);
+            (sum - Precise::from_f64(1.0)).abs().re()
+        });
+        // 2^-200: the 256-bit working precision with room for the c = 5
+        // roundings of the sum and the exp_t evaluations.
+        assert!(residual <= 2f64.powi(-200), "t = {t}: |Σp − 1| = {residual:e}");
+    }
+}

@@ -96,6 +96,12 @@ pub trait Real:
     fn is_neg_infinity(&self) -> bool {
         self.re() == f64::NEG_INFINITY
     }
+    /// Whether the type carries more precision than `f64` (the verifier's
+    /// high-precision reals): iterative solvers then refine an `f64` start
+    /// to the type's own precision instead of keeping the `f64` value.
+    fn precision_beyond_f64() -> bool {
+        false
+    }
     /// Multiplies by a constant.
     fn scale_f64(&self, k: f64) -> Self {
         self.clone() * Self::from_f64(k)

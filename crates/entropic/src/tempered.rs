@@ -408,21 +408,10 @@ pub fn tempered_sigmoid<T: Real>(a: T, t: f64) -> Result<T> {
     p.pop().ok_or(Error::Empty { what: "logits" })
 }
 
-/// Neumaier-compensated `Σ exp_t(z_i − λ)` and plain `Σ exp_t(z_i − λ)^t`.
+/// `Σ exp_t(z_i − λ)` (compensated) and `Σ exp_t(z_i − λ)^t`, vectorized
+/// ([`crate::kernels::tempered_sums`]).
 fn normalization_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64) {
-    let (mut s, mut comp, mut q) = (0.0_f64, 0.0_f64, 0.0_f64);
-    for &zi in z {
-        let (p, pt) = exp_t_and_power(zi - lambda, t);
-        let sum = s + p;
-        comp += if s.abs() >= p.abs() {
-            (s - sum) + p
-        } else {
-            (p - sum) + s
-        };
-        s = sum;
-        q += pt;
-    }
-    (s + comp, q)
+    crate::kernels::tempered_sums(z, lambda, t)
 }
 
 /// Solves `Σ exp_t(z_i − λ') = 1` for the shifted normalizer `λ' ≥ 0`
@@ -522,9 +511,20 @@ fn normalize_row<T: Real>(
     let z: Vec<T> = row.iter().map(|a| a.clone() - mu.clone()).collect();
     let z_re: Vec<f64> = z.iter().map(Real::re).collect();
     let (lambda0, iterations) = solve_shifted_normalizer(&z_re, t, max_iterations, row_index)?;
-    // Implicit lift: two Newton steps on S(λ) − 1 in T, real parts removed.
+    // Implicit lift: Newton steps on S(λ) − 1 in T. For f64-based types two
+    // steps with the real parts removed (the value stays the converged f64
+    // one, the derivative parts become exact); for a type more precise than
+    // f64 (the verifier's reference) full steps until the step is below its
+    // own precision: quadratic convergence from the f64 root doubles the
+    // correct bits per step (53 → 106 → … → 848 in 4 steps), so the cap of
+    // LIFT_MAX_STEPS is never the limit at ≤ 512 bits.
+    const LIFT_MAX_STEPS: usize = 8;
+    let wide = T::precision_beyond_f64();
     let mut lambda = T::from_f64(lambda0);
-    for _ in 0..2 {
+    for step in 0..LIFT_MAX_STEPS {
+        if !wide && step == 2 {
+            break;
+        }
         let (mut s, mut q) = (T::zero(), T::zero());
         for zi in &z {
             let (p, pt) = exp_t_and_power(zi.clone() - lambda.clone(), t);
@@ -532,8 +532,16 @@ fn normalize_row<T: Real>(
             q += pt;
         }
         let delta = (s - T::one()) / q;
-        let delta_re = T::from_f64(delta.re());
-        lambda += delta - delta_re;
+        if wide {
+            let small = delta.abs().re() <= T::epsilon() * lambda.abs().re().max(f64::MIN_POSITIVE);
+            lambda += delta;
+            if small && step >= 1 {
+                break;
+            }
+        } else {
+            let delta_re = T::from_f64(delta.re());
+            lambda += delta - delta_re;
+        }
     }
     let log_probabilities: Vec<T> = z
         .iter()

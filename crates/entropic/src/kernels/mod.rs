@@ -459,3 +459,55 @@ pub(crate) fn cross_entropy_class_row_f32(
     }
     Some(loss)
 }
+
+/// `(Σ_i exp_t(z_i − λ), Σ_i exp_t(z_i − λ)^t)` for the tempered-softmax
+/// normalizer (`t ≠ 1`), vectorized: `exp_t(x) = e^{ln1p((1−t)x)/(1−t)}` with
+/// the branch-free [`log1p::ln_1p`] and [`exp::exp`] (≤ 2 and ≤ 1 ulp), and
+/// `exp_t^t = exp_t/(1 + (1−t)x)`; `0` outside the finite support and at
+/// `z = −∞`. The first sum is [`LANES`] TwoSum lanes with their rounding
+/// errors kept (as [`exp_shifted_in`]), the second plain lanes (it only
+/// scales a Newton step); both combined in a fixed order.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64) {
+    #[inline(always)]
+    fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
+        let u = *s + e;
+        let bp = u - *s;
+        *c += (*s - (u - bp)) + (e - bp);
+        *s = u;
+    }
+    #[inline(always)]
+    fn pair(zi: f64, lambda: f64, t: f64) -> (f64, f64) {
+        let k = 1.0 - t;
+        let kx = k * (zi - lambda);
+        let outside = kx <= -1.0 || zi == f64::NEG_INFINITY;
+        let p = exp::exp(log1p::ln_1p(kx) / k);
+        let pt = p / (1.0 + kx);
+        if outside { (0.0, 0.0) } else { (p, pt) }
+    }
+    // Blocks through stack buffers: a plain map loop (which the loop
+    // vectorizer handles; one fused loop over lane arrays stayed scalar),
+    // then the lane sums over the block (padded with zeros).
+    const BLOCK: usize = 256;
+    let (mut acc, mut comp, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut pb, mut qb) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+    for block in z.chunks(BLOCK) {
+        let len = block.len().div_ceil(LANES) * LANES;
+        for ((p, pt), &zi) in pb.iter_mut().zip(qb.iter_mut()).zip(block) {
+            (*p, *pt) = pair(zi, lambda, t);
+        }
+        pb[block.len()..len].fill(0.0);
+        qb[block.len()..len].fill(0.0);
+        for (pc, qc) in pb[..len].chunks_exact(LANES).zip(qb[..len].chunks_exact(LANES)) {
+            for ((((a, c), ql), &p), &pt) in acc.iter_mut().zip(comp.iter_mut()).zip(q.iter_mut()).zip(pc).zip(qc) {
+                two_sum(a, c, p);
+                *ql += pt;
+            }
+        }
+    }
+    let (mut s, mut c) = (0.0, combine(comp));
+    for a in acc {
+        two_sum(&mut s, &mut c, a);
+    }
+    (s + c, combine(q))
+}
