@@ -37,7 +37,11 @@
 //! Taylor series doubles the number of exact coefficients per step, so one
 //! step gives exact first derivatives (the implicit-function theorem,
 //! `∂λ/∂a_i = p_i^t / Σ_j p_j^t`, the escort weights) and two steps exact
-//! derivatives up to order 3 (Hessians with `Dual2`/`HyperDual`).
+//! derivatives up to order 3 (Hessians with `Dual2`/`HyperDual`). A type
+//! more precise than `f64` ([`Real::precision_beyond_f64`], the verifier's
+//! reference) takes full Newton steps instead, until the step is below its
+//! own precision, so its `λ` is exact to that precision and not the `f64`
+//! root.
 
 use crate::batch::Batch;
 use crate::cross_entropy::Targets;
