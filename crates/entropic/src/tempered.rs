@@ -618,16 +618,20 @@ fn normalize_row_f64(
         *pi = a - mu;
     }
     let (lambda, iterations) = solve_shifted_normalizer(p, t, max_iterations, row_index)?;
+    // ln p and p = e^{ln p} vectorized; `p` still holds z = a − μ on entry.
+    half_ln_p.copy_from_slice(p);
+    crate::kernels::tempered_logs_into(half_ln_p, lambda, t, ln_p, p);
     for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
-        *lpi = if t > 1.0 && *pi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
-            ln_exp_t_far(a, mu, lambda, t)
-        } else {
-            ln_exp_t(*pi - lambda, t)
-        };
-        // exp_t(u) = e^{ln exp_t(u)}, the same operations as `exp_t` (whose
-        // ln1p is not evaluated twice this way); also where (1 − t)·u
-        // overflows and only the log is finite.
-        *pi = lpi.exp();
+        if t > 1.0 && *lpi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
+            // A heavy tail has no zero probability: z = a − μ overflowed
+            // (`hi` holds z), or (1 − t)(z − λ) did.
+            *lpi = if *hi == f64::NEG_INFINITY {
+                ln_exp_t_far(a, mu, lambda, t)
+            } else {
+                ln_exp_t(*hi - lambda, t)
+            };
+            *pi = lpi.exp();
+        }
         *hi = 0.5 * *lpi;
     }
     Ok(iterations)

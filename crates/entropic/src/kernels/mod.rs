@@ -511,3 +511,25 @@ pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64) {
     }
     (s + c, combine(q))
 }
+
+/// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
+/// outside the finite support and at `z_i = −∞`) and `p_i = e^{ln p_i}`,
+/// as vectorized map loops ([`log1p::ln_1p`], [`exp::exp`]). Where
+/// `(1−t)(z_i − λ)` overflows (`t > 1`, `|z_i|` near `f64::MAX`) the log
+/// comes out `−∞` here; the caller replaces those entries.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_logs_into(z: &[f64], lambda: f64, t: f64, ln_p: &mut [f64], p: &mut [f64]) {
+    let k = 1.0 - t;
+    for (lp, &zi) in ln_p.iter_mut().zip(z) {
+        let ku = k * (zi - lambda);
+        let l = log1p::ln_1p(ku) / k;
+        *lp = if ku <= -1.0 || zi == f64::NEG_INFINITY || l.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            l
+        };
+    }
+    for (pi, &lp) in p.iter_mut().zip(ln_p.iter()) {
+        *pi = exp::exp(lp);
+    }
+}
