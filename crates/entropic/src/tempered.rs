@@ -412,12 +412,6 @@ pub fn tempered_sigmoid<T: Real>(a: T, t: f64) -> Result<T> {
     p.pop().ok_or(Error::Empty { what: "logits" })
 }
 
-/// `Σ exp_t(z_i − λ)` (compensated) and `Σ exp_t(z_i − λ)^t`, vectorized
-/// ([`crate::kernels::tempered_sums`]).
-fn normalization_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64) {
-    crate::kernels::tempered_sums(z, lambda, t)
-}
-
 /// Solves `Σ exp_t(z_i − λ') = 1` for the shifted normalizer `λ' ≥ 0`
 /// (`z_i ≤ 0`, `max z_i = 0`, `t ≠ 1`). Returns `(λ', evaluations)`.
 fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize) -> Result<(f64, usize)> {
@@ -433,7 +427,7 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
     let mut lambda = 0.0_f64;
     let mut residual = f64::NAN;
     for it in 1..=max_iterations {
-        let (s, q) = normalization_sums(z, lambda, t);
+        let (s, q) = crate::kernels::tempered_sums(z, lambda, t);
         residual = s - 1.0;
         if s == 1.0 {
             return Ok((lambda, it));
@@ -1213,7 +1207,7 @@ fn row_gradient(
     }
     // The sign of p_j − y_j (positive for y = 0 even where p underflowed).
     let sign = |j: usize| if y[j] == 0.0 || p[j] > y[j] { 1.0 } else { -1.0 };
-    let s = if x_max > f64::NEG_INFINITY { rescale(x_max) } else { 0.0 };
+    let s = rescale(x_max);
     let total: f64 = out
         .iter()
         .enumerate()
@@ -1238,8 +1232,7 @@ fn row_gradient(
         } else {
             f64::NEG_INFINITY
         };
-        let top = x.max(w);
-        let m = if top > f64::NEG_INFINITY { rescale(top) } else { 0.0 };
+        let m = rescale(x.max(w));
         let a = if x > f64::NEG_INFINITY {
             sgn * (2.0 * (x - m)).exp()
         } else {
@@ -1260,7 +1253,8 @@ fn row_gradient(
             (2.0 * m + v.abs().ln()).exp().copysign(v)
         }
     };
-    let mut rest_scale = f64::NEG_INFINITY;
+    // Every scale is 0 or above DIRECT_HALF_LOG: 0 is the floor.
+    let mut rest_scale = 0.0_f64;
     for (j, (o, ms)) in out.iter_mut().zip(scales.iter_mut()).enumerate() {
         if j != best {
             let (b, m) = entry(*o, half_ln_p[j], sign(j));
@@ -1270,11 +1264,6 @@ fn row_gradient(
             (*o, *ms) = (b, m);
         }
     }
-    let rest_scale = if rest_scale > f64::NEG_INFINITY {
-        rest_scale
-    } else {
-        0.0
-    };
     let (mut rest, mut largest) = (0.0_f64, 0.0_f64);
     for (j, (o, &m)) in out.iter_mut().zip(scales.iter()).enumerate() {
         if j != best && *o != 0.0 {

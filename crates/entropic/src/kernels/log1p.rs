@@ -158,6 +158,14 @@ mod tests {
         diff.abs() / ulp
     }
 
+    /// `(largest error, its argument)` of `err` over `xs`.
+    fn worst_of(xs: &[f64], err: impl Fn(f64) -> f64) -> (f64, f64) {
+        xs.iter().fold((0.0, 0.0), |w, &x| {
+            let e = err(x);
+            if e > w.0 { (e, x) } else { w }
+        })
+    }
+
     #[test]
     fn ln_1p_unit_within_two_ulps_of_high_precision_reference() {
         let mut ts = vec![0.0, 1.0, f64::MIN_POSITIVE, f64::from_bits(1), 0.5, 1.0 - f64::EPSILON];
@@ -168,13 +176,7 @@ mod tests {
             // Log-spaced from 1e-300 to 1 (tiny t: ln(1 + t) = t exactly).
             ts.push(1e-300f64 * 1e300f64.powf(u));
         }
-        let mut worst = (0.0, 0.0);
-        for &t in &ts {
-            let e = ulp_error(t);
-            if e > worst.0 {
-                worst = (e, t);
-            }
-        }
+        let worst = worst_of(&ts, ulp_error);
         assert!(worst.0 <= LN_1P_ULPS, "ln_1p_unit({}) off by {} ulps", worst.1, worst.0);
         eprintln!(
             "ln_1p_unit: max error {:.3} ulps at t = {} over {} points",
@@ -209,13 +211,7 @@ mod tests {
             // Near the reduction boundaries 1 + v = 2^e·√2.
             vs.push(std::f64::consts::SQRT_2 * 2f64.powi((i % 40) - 10) * (1.0 + 1e-9 * (u - 0.5)) - 1.0);
         }
-        let mut worst = (0.0, 0.0);
-        for &v in &vs {
-            let e = ulp_error_of(ln_1p(v), v);
-            if e > worst.0 {
-                worst = (e, v);
-            }
-        }
+        let worst = worst_of(&vs, |v| ulp_error_of(ln_1p(v), v));
         assert!(worst.0 <= LN_1P_ULPS, "ln_1p({}) off by {} ulps", worst.1, worst.0);
         eprintln!(
             "ln_1p: max error {:.3} ulps at v = {} over {} points",
