@@ -3,7 +3,7 @@
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_not_nan, check_weights};
 use crate::error::Result;
-use crate::kernels::{self, rows::for_each_labelled_row};
+use crate::kernels::{self, rows::for_each_element_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 
@@ -242,10 +242,10 @@ impl BinaryCrossEntropyWithLogits {
 
     /// The fast kernel: one vectorized pass per row (branch-free `exp` and
     /// `ln(1 + t)` shared by the value and the gradient), rows in parallel
-    /// (deterministic). Labels are read through `Real::re` into `f64` on the
-    /// calling thread (`P` need not be `Sync`), a block of rows at a time,
-    /// checking their range on the way; NaN logits are detected in the
-    /// vectorized pass. Any invalid input makes [`Self::prepare`] report the
+    /// (deterministic). Labels are read in place through `Real::re` and
+    /// checked on the way, NaN logits are detected in the same pass; the
+    /// reduction sums per-row lane sums, so no `n·c` buffer of `f64` terms
+    /// is made. Any invalid input makes [`Self::prepare`] report the
     /// error the definition reports.
     fn kernel<T: Float, P: Real>(
         &self,
@@ -262,23 +262,22 @@ impl BinaryCrossEntropyWithLogits {
             Ok(scale) => scale,
             Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
         };
-        let mut unreduced = vec![0.0; len];
+        let mut unreduced = vec![T::zero(); len];
+        let mut sums = vec![0.0; n];
         // (`c` may be huge when `n = 0`: allocate per-column buffers only
         // for a non-empty batch.)
         let ok = len == 0 || {
             let ones = vec![1.0; c];
             let w = self.weight.as_deref().unwrap_or(&ones);
             let r = self.pos_weight.as_deref().unwrap_or(&ones);
-            for_each_labelled_row(
+            for_each_element_row(
                 logits.as_slice(),
                 labels.as_slice(),
                 c,
-                &mut unreduced,
+                &mut sums,
+                Some(&mut unreduced),
                 grad,
-                |x, y, l, g| match g {
-                    Some(g) => kernels::bce_row(x, y, w, r, scale, l, g),
-                    None => kernels::bce_row_loss(x, y, w, r, l),
-                },
+                |x, y, terms, g| kernels::bce_row(x, y, w, r, scale, terms, g),
             )
         };
         if !ok {
@@ -286,10 +285,8 @@ impl BinaryCrossEntropyWithLogits {
             // logits and labels outside [0, 1]).
             self.prepare(&logits, &labels)?;
         }
-        let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
-        Ok(LossOutput {
-            unreduced: unreduced.into_iter().map(T::round_from).collect(),
-            reduced,
-        })
+        // Every term is ≥ 0, so the row sums overflow only where the total does.
+        let reduced = reduce_f64(&sums, self.reduction, scale).map(T::round_from);
+        Ok(LossOutput { unreduced, reduced })
     }
 }

@@ -22,7 +22,7 @@ use crate::domain::{check_in_range, check_logits, check_parameter, check_weights
 use crate::error::{Error, Result};
 use crate::kernels::exp::exp;
 use crate::kernels::log1p::logistic;
-use crate::kernels::{self, rows::for_each_labelled_row};
+use crate::kernels::{self, rows::for_each_element_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 use crate::softmax::check_row;
@@ -346,27 +346,24 @@ impl SigmoidFocalLoss {
             Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
         };
         let (alpha, gamma) = (self.alpha, self.gamma);
-        let mut unreduced = vec![0.0; len];
-        let ok = for_each_labelled_row(
+        let mut unreduced = vec![T::zero(); len];
+        let mut sums = vec![0.0; logits.n()];
+        let ok = for_each_element_row(
             logits.as_slice(),
             labels.as_slice(),
             logits.c(),
-            &mut unreduced,
+            &mut sums,
+            Some(&mut unreduced),
             grad,
-            |x, y, l, g| match g {
-                Some(g) => sigmoid_focal_row(x, y, alpha, gamma, scale, l, g),
-                None => sigmoid_focal_row_loss(x, y, alpha, gamma, l),
-            },
+            |x, y, terms, g| sigmoid_focal_row(x, y, alpha, gamma, scale, terms, g),
         );
         if !ok {
             // The kernel flags exactly non-finite logits and labels outside [0, 1].
             self.prepare(&logits, &labels)?;
         }
-        let reduced = reduce_f64(&unreduced, self.reduction, scale).map(T::round_from);
-        Ok(LossOutput {
-            unreduced: unreduced.into_iter().map(T::round_from).collect(),
-            reduced,
-        })
+        // Every term is ≥ 0, so the row sums overflow only where the total does.
+        let reduced = reduce_f64(&sums, self.reduction, scale).map(T::round_from);
+        Ok(LossOutput { unreduced, reduced })
     }
 }
 
@@ -399,54 +396,50 @@ fn sigmoid_focal_element(x: f64, y: f64, alpha: Option<f64>, gamma: f64, soft: b
     }
 }
 
-/// One row of the sigmoid focal loss: `loss_j` and `grad_j =
-/// round(scale·α_t·∂_j)`; returns false when a logit is not finite.
+/// One row of the sigmoid focal loss: `terms_j` and, when `grad` is given,
+/// `grad_j = round(scale·α_t·∂_j)`; returns false when a logit is not
+/// finite or a label is outside `[0, 1]`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-fn sigmoid_focal_row<T: Float>(
+fn sigmoid_focal_row<T: Float, P: Real>(
     x: &[T],
-    y: &[f64],
+    y: &[P],
     alpha: Option<f64>,
     gamma: f64,
     scale: f64,
-    loss: &mut [f64],
-    grad: &mut [T],
+    terms: &mut [f64],
+    mut grad: Option<&mut [T]>,
 ) -> bool {
     let n = x.len();
-    let (y, loss, grad) = (&y[..n], &mut loss[..n], &mut grad[..n]);
+    let (y, terms) = (&y[..n], &mut terms[..n]);
     let (mut bad, mut soft) = (false, false);
-    for j in 0..n {
-        let (xj, yj) = (x[j].to_f64(), y[j]);
-        bad |= !xj.is_finite();
-        soft |= yj > 0.0 && yj < 1.0;
-        let (v, d, alpha_t) = sigmoid_focal_element(xj, yj, alpha, gamma, false);
-        loss[j] = v;
-        grad[j] = T::round_from(scale * alpha_t * d);
-    }
-    if soft {
-        for j in (0..n).filter(|&j| y[j] > 0.0 && y[j] < 1.0) {
-            let (v, d, alpha_t) = sigmoid_focal_element(x[j].to_f64(), y[j], alpha, gamma, true);
-            loss[j] = v;
-            grad[j] = T::round_from(scale * alpha_t * d);
+    match grad.as_deref_mut() {
+        Some(grad) => {
+            let grad = &mut grad[..n];
+            for j in 0..n {
+                let (xj, yj) = (x[j].to_f64(), y[j].re());
+                bad |= !xj.is_finite() | !(0.0..=1.0).contains(&yj);
+                soft |= yj > 0.0 && yj < 1.0;
+                let (v, d, alpha_t) = sigmoid_focal_element(xj, yj, alpha, gamma, false);
+                terms[j] = v;
+                grad[j] = T::round_from(scale * alpha_t * d);
+            }
+        }
+        None => {
+            for j in 0..n {
+                let (xj, yj) = (x[j].to_f64(), y[j].re());
+                bad |= !xj.is_finite() | !(0.0..=1.0).contains(&yj);
+                soft |= yj > 0.0 && yj < 1.0;
+                terms[j] = sigmoid_focal_element(xj, yj, alpha, gamma, false).0;
+            }
         }
     }
-    !bad
-}
-
-/// As [`sigmoid_focal_row`] without the gradient.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-fn sigmoid_focal_row_loss<T: Float>(x: &[T], y: &[f64], alpha: Option<f64>, gamma: f64, loss: &mut [f64]) -> bool {
-    let n = x.len();
-    let (y, loss) = (&y[..n], &mut loss[..n]);
-    let (mut bad, mut soft) = (false, false);
-    for j in 0..n {
-        let (xj, yj) = (x[j].to_f64(), y[j]);
-        bad |= !xj.is_finite();
-        soft |= yj > 0.0 && yj < 1.0;
-        loss[j] = sigmoid_focal_element(xj, yj, alpha, gamma, false).0;
-    }
     if soft {
-        for j in (0..n).filter(|&j| y[j] > 0.0 && y[j] < 1.0) {
-            loss[j] = sigmoid_focal_element(x[j].to_f64(), y[j], alpha, gamma, true).0;
+        for j in (0..n).filter(|&j| y[j].re() > 0.0 && y[j].re() < 1.0) {
+            let (v, d, alpha_t) = sigmoid_focal_element(x[j].to_f64(), y[j].re(), alpha, gamma, true);
+            terms[j] = v;
+            if let Some(grad) = grad.as_deref_mut() {
+                grad[j] = T::round_from(scale * alpha_t * d);
+            }
         }
     }
     !bad

@@ -53,6 +53,8 @@ pub trait Real:
     + SubAssign
     + MulAssign
     + DivAssign
+    + Send
+    + Sync
     + 'static
 {
     /// The constant `x` in this type (rounded to its precision).
@@ -110,7 +112,7 @@ pub trait Real:
 
 impl<D> Real for D
 where
-    D: DualNum,
+    D: DualNum + Send + Sync,
 {
     #[inline]
     fn from_f64(x: f64) -> Self {

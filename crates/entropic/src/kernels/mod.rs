@@ -22,7 +22,7 @@ pub(crate) mod rows;
 
 use multiversion::multiversion;
 
-use crate::real::Float;
+use crate::real::{Float, Real};
 
 /// Number of independent accumulators of the lane sums (two AVX2 vectors of
 /// `f64`).
@@ -273,43 +273,65 @@ pub(crate) fn bce_from_logistic(y: f64, r: f64, sp_pos: f64, sp_neg: f64, sig_po
     (positive + negative, (1.0 - y) * sig_pos - ry * sig_neg)
 }
 
-/// One row of binary cross-entropy with logits: `loss_j = w_j·ℓ_j` and
-/// `grad_j = round(scale·w_j·∂ℓ_j)`; returns false when a logit is NaN.
+/// One row of binary cross-entropy with logits: `terms_j = w_j·ℓ_j` and,
+/// when `grad` is given, `grad_j = round(scale·w_j·∂ℓ_j)`. Returns false
+/// when a logit is NaN or a label is outside `[0, 1]` (labels are read
+/// through `Real::re`, exact for `f32`/`f64`).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn bce_row<T: Float>(
+pub(crate) fn bce_row<T: Float, P: Real>(
     x: &[T],
-    y: &[f64],
+    y: &[P],
     w: &[f64],
     r: &[f64],
     scale: f64,
-    loss: &mut [f64],
-    grad: &mut [T],
+    terms: &mut [f64],
+    grad: Option<&mut [T]>,
 ) -> bool {
     let n = x.len();
-    let (y, w, r, loss, grad) = (&y[..n], &w[..n], &r[..n], &mut loss[..n], &mut grad[..n]);
-    let mut nan = false;
-    for j in 0..n {
-        let x = x[j].to_f64();
-        nan |= x.is_nan();
-        let (v, d) = bce_element(x, y[j], r[j]);
-        loss[j] = w[j] * v;
-        grad[j] = T::round_from(scale * w[j] * d);
+    let (y, w, r, terms) = (&y[..n], &w[..n], &r[..n], &mut terms[..n]);
+    let mut bad = false;
+    match grad {
+        Some(grad) => {
+            let grad = &mut grad[..n];
+            for j in 0..n {
+                let (x, y) = (x[j].to_f64(), y[j].re());
+                bad |= x.is_nan() | !(0.0..=1.0).contains(&y);
+                let (v, d) = bce_element(x, y, r[j]);
+                terms[j] = w[j] * v;
+                grad[j] = T::round_from(scale * w[j] * d);
+            }
+        }
+        None => {
+            for j in 0..n {
+                let (x, y) = (x[j].to_f64(), y[j].re());
+                bad |= x.is_nan() | !(0.0..=1.0).contains(&y);
+                terms[j] = w[j] * bce_element(x, y, r[j]).0;
+            }
+        }
     }
-    !nan
+    !bad
 }
 
-/// As [`bce_row`] without the gradient.
+/// Rounds a row's loss terms into `values` (when given) and returns their
+/// sum over [`LANES`] accumulators combined in a fixed order.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn bce_row_loss<T: Float>(x: &[T], y: &[f64], w: &[f64], r: &[f64], loss: &mut [f64]) -> bool {
-    let n = x.len();
-    let (y, w, r, loss) = (&y[..n], &w[..n], &r[..n], &mut loss[..n]);
-    let mut nan = false;
-    for j in 0..n {
-        let x = x[j].to_f64();
-        nan |= x.is_nan();
-        loss[j] = w[j] * bce_element(x, y[j], r[j]).0;
+pub(crate) fn terms_into<T: Float>(terms: &[f64], values: Option<&mut [T]>) -> f64 {
+    if let Some(values) = values {
+        for (v, &t) in values.iter_mut().zip(terms) {
+            *v = T::round_from(t);
+        }
     }
-    !nan
+    let mut acc = [0.0; LANES];
+    let mut chunks = terms.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &t) in acc.iter_mut().zip(ch) {
+            *a += t;
+        }
+    }
+    for (a, &t) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += t;
+    }
+    combine(acc)
 }
 
 /// `out_j = e^{z_j − m}` by the `f32` [`exp32::exp_diff`] (a plain map

@@ -118,49 +118,64 @@ pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
     &mut buf[..len]
 }
 
-/// Runs `row(x, y, values, grad)` over every row of an element-wise `[n, c]`
-/// loss (`x`, `values` and `grad` of `n·c` entries), rows in parallel as in
-/// [`for_each_row`]. The labels are converted to `f64` through `Real::re` on
-/// the calling thread, a super-block of rows at a time (`P` need not be
-/// `Sync`), and checked to lie in `[0, 1]` on the way. Returns false when a
-/// label is outside `[0, 1]` (or NaN) or a `row` call returned false; the
-/// caller then reports the error its ordinary validation finds.
-pub(crate) fn for_each_labelled_row<T, P, F>(
+/// Runs `row(x, y, terms, grad)` over every row of an element-wise `[n, c]`
+/// loss (`x`, `labels`, `values` and `grad` of `n·c` entries), blocks of
+/// rows in parallel as in [`for_each_row`] (deterministic: every output
+/// depends on its own row only). `row` writes the row's `c` loss terms into
+/// the `f64` scratch `terms` (and the gradient into `grad` when given) and
+/// returns false for an invalid row; the terms are then rounded into
+/// `values` (when given) and their fixed-order lane sum
+/// ([`super::lane_sum`]) stored in `sums[i]` — so a reduction needs no
+/// `n·c` buffer of `f64` terms. Labels are read in place (`P: Real` is
+/// `Sync`). Returns false when any row was invalid; the caller then reports
+/// the error its ordinary validation finds.
+pub(crate) fn for_each_element_row<T, P, F>(
     x: &[T],
     labels: &[P],
     c: usize,
-    values: &mut [f64],
-    mut grad: Option<&mut [T]>,
+    sums: &mut [f64],
+    values: Option<&mut [T]>,
+    grad: Option<&mut [T]>,
     row: F,
 ) -> bool
 where
     T: Float,
     P: Real,
-    F: Fn(&[T], &[f64], &mut [f64], Option<&mut [T]>) -> bool + Sync + Send,
+    F: Fn(&[T], &[P], &mut [f64], Option<&mut [T]>) -> bool + Sync + Send,
 {
-    /// Elements per super-block of labels converted on the calling thread.
-    const SUPER_BLOCK: usize = 1 << 17;
-    if values.is_empty() {
+    if sums.is_empty() || c == 0 {
         return true;
     }
-    let rows_per_block = (SUPER_BLOCK / c.max(1)).max(1);
-    let mut y64 = Vec::with_capacity(rows_per_block * c);
-    let mut ok = true;
-    for (b, values) in values.chunks_mut(rows_per_block * c).enumerate() {
-        let span = b * rows_per_block * c..b * rows_per_block * c + values.len();
-        y64.clear();
-        let mut labels_ok = true;
-        y64.extend(labels[span.clone()].iter().map(|y| {
-            let y = y.re();
-            labels_ok &= (0.0..=1.0).contains(&y);
-            y
-        }));
-        ok &= labels_ok;
-        let g = grad.as_deref_mut().map(|g| &mut g[span.clone()]);
-        let (x, y64) = (&x[span], &y64);
-        ok &= for_each_row(c, c, 1, values, g, |i, v, g, _| {
-            row(&x[i * c..(i + 1) * c], &y64[i * c..(i + 1) * c], v, g)
-        });
-    }
+    let rows_per_block = (BLOCK_ELEMENTS / c).max(1);
+    let mut values = values.map(|v| v.chunks_mut(rows_per_block * c));
+    let mut grad = grad.map(|g| g.chunks_mut(rows_per_block * c));
+    let blocks: Vec<_> = sums
+        .chunks_mut(rows_per_block)
+        .enumerate()
+        .map(|(b, s)| {
+            let v = values.as_mut().and_then(Iterator::next);
+            let g = grad.as_mut().and_then(Iterator::next);
+            (b * rows_per_block, s, v, g)
+        })
+        .collect();
+    let block = |(first, sums, mut values, mut grad): (usize, &mut [f64], Option<&mut [T]>, Option<&mut [T]>)| {
+        let mut terms = vec![0.0; c];
+        let mut good = true;
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let (span, local) = ((first + i) * c..(first + i + 1) * c, i * c..(i + 1) * c);
+            let g = grad.as_deref_mut().map(|g| &mut g[local.clone()]);
+            good &= row(&x[span.clone()], &labels[span], &mut terms, g);
+            *sum = super::terms_into(&terms, values.as_deref_mut().map(|v| &mut v[local]));
+        }
+        good
+    };
+    #[cfg(feature = "parallel")]
+    let ok = if blocks.len() > 1 {
+        blocks.into_par_iter().map(block).reduce(|| true, |a, b| a & b)
+    } else {
+        blocks.into_iter().map(block).fold(true, |a, b| a & b)
+    };
+    #[cfg(not(feature = "parallel"))]
+    let ok = blocks.into_iter().map(block).fold(true, |a, b| a & b);
     ok
 }
