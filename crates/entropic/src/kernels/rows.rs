@@ -118,6 +118,10 @@ pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
     &mut buf[..len]
 }
 
+/// A block of rows of [`for_each_element_row`]: its first row, its row sums,
+/// its loss values and its gradient.
+type ElementBlock<'a, T> = (usize, &'a mut [f64], Option<&'a mut [T]>, Option<&'a mut [T]>);
+
 /// Runs `row(x, y, terms, grad)` over every row of an element-wise `[n, c]`
 /// loss (`x`, `labels`, `values` and `grad` of `n·c` entries), blocks of
 /// rows in parallel as in [`for_each_row`] (deterministic: every output
@@ -158,7 +162,7 @@ where
             (b * rows_per_block, s, v, g)
         })
         .collect();
-    let block = |(first, sums, mut values, mut grad): (usize, &mut [f64], Option<&mut [T]>, Option<&mut [T]>)| {
+    let block = |(first, sums, mut values, mut grad): ElementBlock<'_, T>| {
         let mut terms = vec![0.0; c];
         let mut good = true;
         for (i, sum) in sums.iter_mut().enumerate() {
