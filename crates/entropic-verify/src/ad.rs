@@ -63,6 +63,31 @@ pub const F32_CLASS_CE_PATH: Tolerance = Tolerance::ulps(
      the f64 path and measure ≤ 1)",
 );
 
+/// The `f32` binary cross-entropy kernel (no weights) vs the `f64` kernel
+/// on the same (f32-rounded) inputs.
+pub const F32_SIGMOID_BCE_PATH: Tolerance = Tolerance::ulps(
+    6.0,
+    "with hard labels the unweighted f32 kernel computes t = e^(−|x|) (≤ 2 ulps) and ln(1 + t) (≤ 2 ulps, plus ≤ 2 \
+     inherited from t) in f32; σ(±x) = 1/(1 + t) or t/(1 + t) (≤ 2 and ≤ 4.5 ulps) and softplus(±x) = max(±x, 0) + \
+     ln(1 + t) (a sum of non-negative terms, ≤ 4.5 ulps); the value is a softplus, the gradient a σ times the \
+     rounded scale (≤ 5.5 ulps); plus ½ ulp for rounding the f64 kernel's output. Soft labels take the f64 path \
+     (≤ 1 ulp)",
+);
+
+/// The `f32` sigmoid focal kernel vs the `f64` kernel on the same
+/// (f32-rounded) inputs, for focusing parameter `γ`: `17 + 3γ` ulps.
+pub fn f32_sigmoid_focal_path(gamma: f64) -> Tolerance {
+    Tolerance::ulps(
+        17.0 + (3.0 * gamma).ceil(),
+        "with hard labels the f32 kernel forms the pieces of binary cross-entropy's f32 path (σ(±x) ≤ 4.5 ulps, \
+         softplus ≤ 4.5 ulps) and from them, without cancellation, the value α_t·q^γ·b (≤ 6 ulps beyond the error of \
+         q^γ) and the gradient ∓α_t·q^γ·(γ·p_t·b + q) (≤ 12.5 ulps beyond it); q^γ is exact at γ = 0, q (4.5) at \
+         γ = 1, q·q (9.5) at γ = 2, otherwise e^(−γ·(max(u, 0) + ln(1 + t))) by the f32 exponential of the exact \
+         pair (≤ 2 ulps), which inherits γ times the ≤ 4-ulp error of ln(1 + t) ≤ ln 2 (≤ 2.8γ + 2.5); all ≤ 3γ + 4; plus ½ ulp for rounding the f64 kernel's \
+         output. Soft labels take the f64 path (≤ 1 ulp)",
+    )
+}
+
 /// Dual-number Hessian of the definition vs finite differences of the analytic gradient.
 pub const HESSIAN_FD: Tolerance = Tolerance::relative(
     1e-5,

@@ -138,6 +138,10 @@ impl LossUnderTest for Loss {
     fn f32_tolerance(&self) -> crate::tolerance::Tolerance {
         match self {
             Loss::SoftmaxCrossEntropy(l) if l.label_smoothing() == 0.0 => crate::ad::F32_CLASS_CE_PATH,
+            Loss::BinaryCrossEntropy(l) if l.weight().is_none() && l.pos_weight().is_none() => {
+                crate::ad::F32_SIGMOID_BCE_PATH
+            }
+            Loss::SigmoidFocal(l) => crate::ad::f32_sigmoid_focal_path(l.gamma()),
             _ => crate::ad::F32_PATH,
         }
     }

@@ -3,7 +3,7 @@
 use crate::batch::Batch;
 use crate::domain::{check_in_range, check_not_nan, check_weights};
 use crate::error::Result;
-use crate::kernels::{self, rows::for_each_element_row};
+use crate::kernels::{self, logistic32, rows::for_each_element_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 
@@ -128,6 +128,11 @@ impl BinaryCrossEntropyWithLogits {
         self.weight.as_deref()
     }
 
+    /// The per-column positive-class weights, if any.
+    pub fn pos_weight(&self) -> Option<&[f64]> {
+        self.pos_weight.as_deref()
+    }
+
     fn prepare<T: Real, P: Real>(&self, x: &Batch<'_, T>, y: &Batch<'_, P>) -> Result<f64> {
         let c = x.c();
         self.prepare_shapes(x, y)?;
@@ -203,7 +208,7 @@ impl BinaryCrossEntropyWithLogits {
     /// - [`crate::Error::OutOfDomain`]: labels outside `[0, 1]`;
     /// - [`crate::Error::Empty`]: `Mean` of an empty batch.
     pub fn loss<T: Float, P: Real>(&self, logits: Batch<'_, T>, labels: Batch<'_, P>) -> Result<LossOutput<T>> {
-        self.kernel(logits, labels, None)
+        self.kernel(logits, labels, None, true)
     }
 
     /// The loss and its gradient with respect to the logits.
@@ -216,7 +221,7 @@ impl BinaryCrossEntropyWithLogits {
         labels: Batch<'_, P>,
     ) -> Result<(LossOutput<T>, Vec<T>)> {
         let mut grad = vec![T::zero(); logits.as_slice().len()];
-        let out = self.kernel(logits, labels, Some(&mut grad))?;
+        let out = self.kernel(logits, labels, Some(&mut grad), true)?;
         Ok((out, grad))
     }
 
@@ -237,7 +242,50 @@ impl BinaryCrossEntropyWithLogits {
                 actual: grad.len(),
             });
         }
-        self.kernel(logits, labels, Some(grad))
+        self.kernel(logits, labels, Some(grad), true)
+    }
+
+    /// The reduced loss, with its gradient written into `grad`, without the
+    /// per-element values: PyTorch's `reduction='mean'` (or `'sum'`)
+    /// forward + backward, which makes no `n·c` loss buffer either. The
+    /// value and the gradient are those of [`Self::loss_and_grad_into`].
+    ///
+    /// # Errors
+    /// As [`Self::loss_and_grad_into`], and
+    /// [`crate::Error::IncompatibleOptions`] for [`Reduction::None`] (no
+    /// single value).
+    ///
+    /// # Example
+    /// ```
+    /// use entropic::{Batch, BinaryCrossEntropyWithLogits};
+    /// let loss = BinaryCrossEntropyWithLogits::new();
+    /// let (x, y) = ([0.5_f32, -1.0, 2.0, 0.0], [1.0_f32, 0.0, 0.0, 1.0]);
+    /// let mut grad = [0.0; 4];
+    /// let value = loss.reduced_loss_and_grad_into(Batch::new(&x, 2, 2)?, Batch::new(&y, 2, 2)?, &mut grad)?;
+    /// let (out, g) = loss.loss_and_grad(Batch::new(&x, 2, 2)?, Batch::new(&y, 2, 2)?)?;
+    /// assert_eq!((Some(value), grad.to_vec()), (out.reduced, g));
+    /// # Ok::<(), entropic::Error>(())
+    /// ```
+    pub fn reduced_loss_and_grad_into<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        labels: Batch<'_, P>,
+        grad: &mut [T],
+    ) -> Result<T> {
+        if self.reduction == Reduction::None {
+            return Err(crate::Error::IncompatibleOptions(
+                "reduced_loss_and_grad_into needs a Mean or Sum reduction (Reduction::None has no single value)",
+            ));
+        }
+        if grad.len() != logits.as_slice().len() {
+            return Err(crate::Error::ShapeMismatch {
+                what: "gradient buffer",
+                expected: logits.as_slice().len(),
+                actual: grad.len(),
+            });
+        }
+        let out = self.kernel(logits, labels, Some(grad), false)?;
+        Ok(out.reduced.expect("a Mean or Sum reduction has a value"))
     }
 
     /// The fast kernel: one vectorized pass per row (branch-free `exp` and
@@ -252,6 +300,7 @@ impl BinaryCrossEntropyWithLogits {
         logits: Batch<'_, T>,
         labels: Batch<'_, P>,
         grad: Option<&mut [T]>,
+        keep_terms: bool,
     ) -> Result<LossOutput<T>> {
         let (n, c) = (logits.n(), logits.c());
         let len = logits.as_slice().len();
@@ -262,7 +311,7 @@ impl BinaryCrossEntropyWithLogits {
             Ok(scale) => scale,
             Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
         };
-        let mut unreduced = vec![T::zero(); len];
+        let mut unreduced = vec![T::zero(); if keep_terms { len } else { 0 }];
         let mut sums = vec![0.0; n];
         // (`c` may be huge when `n = 0`: allocate per-column buffers only
         // for a non-empty batch.)
@@ -270,14 +319,24 @@ impl BinaryCrossEntropyWithLogits {
             let ones = vec![1.0; c];
             let w = self.weight.as_deref().unwrap_or(&ones);
             let r = self.pos_weight.as_deref().unwrap_or(&ones);
+            let unweighted = self.weight.is_none() && self.pos_weight.is_none();
             for_each_element_row(
                 logits.as_slice(),
                 labels.as_slice(),
                 c,
                 &mut sums,
-                Some(&mut unreduced),
+                keep_terms.then_some(&mut unreduced[..]),
                 grad,
-                |x, y, terms, g| kernels::bce_row(x, y, w, r, scale, terms, g),
+                |x, y, terms, mut g| {
+                    // The f32 path for unweighted f32 rows with hard labels;
+                    // any other row (or one it hands back) takes the f64 row.
+                    let f32_done = unweighted
+                        && T::as_f32(x).is_some_and(|x32| {
+                            let g32 = g.as_deref_mut().and_then(T::as_f32_mut);
+                            logistic32::bce_row_f32(x32, y, scale, terms, g32)
+                        });
+                    f32_done || kernels::bce_row(x, y, w, r, scale, terms, g)
+                },
             )
         };
         if !ok {

@@ -22,7 +22,7 @@ use crate::domain::{check_in_range, check_logits, check_parameter, check_weights
 use crate::error::{Error, Result};
 use crate::kernels::exp::exp;
 use crate::kernels::log1p::logistic;
-use crate::kernels::{self, rows::for_each_element_row};
+use crate::kernels::{self, logistic32, rows::for_each_element_row};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 use crate::softmax::check_row;
@@ -287,7 +287,7 @@ impl SigmoidFocalLoss {
     /// - [`Error::Empty`] / [`Error::ZeroTotalWeight`]: `Mean` or `BatchMean`
     ///   of an empty batch.
     pub fn loss<T: Float, P: Real>(&self, logits: Batch<'_, T>, labels: Batch<'_, P>) -> Result<LossOutput<T>> {
-        self.kernel(logits, labels, None)
+        self.kernel(logits, labels, None, true)
     }
 
     /// The loss and its gradient with respect to the logits (same shape),
@@ -301,7 +301,7 @@ impl SigmoidFocalLoss {
         labels: Batch<'_, P>,
     ) -> Result<(LossOutput<T>, Vec<T>)> {
         let mut grad = vec![T::zero(); logits.as_slice().len()];
-        let out = self.kernel(logits, labels, Some(&mut grad))?;
+        let out = self.kernel(logits, labels, Some(&mut grad), true)?;
         Ok((out, grad))
     }
 
@@ -322,7 +322,50 @@ impl SigmoidFocalLoss {
                 actual: grad.len(),
             });
         }
-        self.kernel(logits, labels, Some(grad))
+        self.kernel(logits, labels, Some(grad), true)
+    }
+
+    /// The reduced loss, with its gradient written into `grad`, without the
+    /// per-element values: PyTorch's `reduction='mean'` (or `'sum'`)
+    /// forward + backward, which makes no `n·c` loss buffer either. The
+    /// value and the gradient are those of [`Self::loss_and_grad_into`].
+    ///
+    /// # Errors
+    /// As [`Self::loss_and_grad_into`], and
+    /// [`crate::Error::IncompatibleOptions`] for [`Reduction::None`] (no
+    /// single value).
+    ///
+    /// # Example
+    /// ```
+    /// use entropic::{Batch, Reduction, SigmoidFocalLoss};
+    /// let loss = SigmoidFocalLoss::torchvision().with_reduction(Reduction::Mean);
+    /// let (x, y) = ([0.5_f32, -1.0, 2.0, 0.0], [1.0_f32, 0.0, 0.0, 1.0]);
+    /// let mut grad = [0.0; 4];
+    /// let value = loss.reduced_loss_and_grad_into(Batch::new(&x, 2, 2)?, Batch::new(&y, 2, 2)?, &mut grad)?;
+    /// let (out, g) = loss.loss_and_grad(Batch::new(&x, 2, 2)?, Batch::new(&y, 2, 2)?)?;
+    /// assert_eq!((Some(value), grad.to_vec()), (out.reduced, g));
+    /// # Ok::<(), entropic::Error>(())
+    /// ```
+    pub fn reduced_loss_and_grad_into<T: Float, P: Real>(
+        &self,
+        logits: Batch<'_, T>,
+        labels: Batch<'_, P>,
+        grad: &mut [T],
+    ) -> Result<T> {
+        if self.reduction == Reduction::None {
+            return Err(crate::Error::IncompatibleOptions(
+                "reduced_loss_and_grad_into needs a Mean or Sum reduction (Reduction::None has no single value)",
+            ));
+        }
+        if grad.len() != logits.as_slice().len() {
+            return Err(crate::Error::ShapeMismatch {
+                what: "gradient buffer",
+                expected: logits.as_slice().len(),
+                actual: grad.len(),
+            });
+        }
+        let out = self.kernel(logits, labels, Some(grad), false)?;
+        Ok(out.reduced.expect("a Mean or Sum reduction has a value"))
     }
 
     /// The fast kernel: one vectorized pass per row over the elements
@@ -336,6 +379,7 @@ impl SigmoidFocalLoss {
         logits: Batch<'_, T>,
         labels: Batch<'_, P>,
         grad: Option<&mut [T]>,
+        keep_terms: bool,
     ) -> Result<LossOutput<T>> {
         let len = logits.as_slice().len();
         let scale = match logits
@@ -346,16 +390,24 @@ impl SigmoidFocalLoss {
             Err(e) => return Err(self.prepare(&logits, &labels).err().unwrap_or(e)),
         };
         let (alpha, gamma) = (self.alpha, self.gamma);
-        let mut unreduced = vec![T::zero(); len];
+        let mut unreduced = vec![T::zero(); if keep_terms { len } else { 0 }];
         let mut sums = vec![0.0; logits.n()];
         let ok = for_each_element_row(
             logits.as_slice(),
             labels.as_slice(),
             logits.c(),
             &mut sums,
-            Some(&mut unreduced),
+            keep_terms.then_some(&mut unreduced[..]),
             grad,
-            |x, y, terms, g| sigmoid_focal_row(x, y, alpha, gamma, scale, terms, g),
+            |x, y, terms, mut g| {
+                // The f32 path for f32 rows with hard labels; any other row
+                // (or one it hands back) takes the f64 row.
+                let f32_done = T::as_f32(x).is_some_and(|x32| {
+                    let g32 = g.as_deref_mut().and_then(T::as_f32_mut);
+                    logistic32::sigmoid_focal_row_f32(x32, y, alpha, gamma, scale, terms, g32)
+                });
+                f32_done || sigmoid_focal_row(x, y, alpha, gamma, scale, terms, g)
+            },
         );
         if !ok {
             // The kernel flags exactly non-finite logits and labels outside [0, 1].

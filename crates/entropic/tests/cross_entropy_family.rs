@@ -736,6 +736,51 @@ fn into_variants_match_and_reject_wrong_buffers() {
         },
         &|g| sf.loss_and_grad_into(b, l, g).map(|o| o.reduced),
     );
+    // The reduced-only variants: the same value and gradient without the
+    // per-element values (f32 with hard labels too, the f32 path).
+    let bce_sum = BinaryCrossEntropyWithLogits::new().with_reduction(Reduction::Sum);
+    let sf_mean = SigmoidFocalLoss::torchvision().with_reduction(Reduction::Mean);
+    check(
+        "binary cross-entropy, reduced only",
+        &|| {
+            let (o, g) = bce_sum.loss_and_grad(b, l).unwrap();
+            (g, o.reduced)
+        },
+        &|g| bce_sum.reduced_loss_and_grad_into(b, l, g).map(Some),
+    );
+    check(
+        "sigmoid focal, reduced only",
+        &|| {
+            let (o, g) = sf_mean.loss_and_grad(b, l).unwrap();
+            (g, o.reduced)
+        },
+        &|g| sf_mean.reduced_loss_and_grad_into(b, l, g).map(Some),
+    );
+    let (x32, y32) = (z.map(|v| v as f32), [1.0f32, 0.0, 0.0, 0.0, 1.0, 1.0]);
+    let (b32, l32) = (Batch::new(&x32, 2, 3).unwrap(), Batch::new(&y32, 2, 3).unwrap());
+    let mut g32 = [f32::NAN; 6];
+    let v = sf_mean.reduced_loss_and_grad_into(b32, l32, &mut g32).unwrap();
+    let (o, g) = sf_mean.loss_and_grad(b32, l32).unwrap();
+    assert_eq!((Some(v), g32.to_vec()), (o.reduced, g));
+    let v = bce_sum.reduced_loss_and_grad_into(b32, l32, &mut g32).unwrap();
+    let (o, g) = bce_sum.loss_and_grad(b32, l32).unwrap();
+    assert_eq!((Some(v), g32.to_vec()), (o.reduced, g));
+    // Reduction::None has no single value.
+    let mut buf = vec![0.0; z.len()];
+    for err in [
+        BinaryCrossEntropyWithLogits::new()
+            .with_reduction(Reduction::None)
+            .reduced_loss_and_grad_into(b, l, &mut buf)
+            .unwrap_err(),
+        SigmoidFocalLoss::torchvision()
+            .reduced_loss_and_grad_into(b, l, &mut buf)
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, Error::IncompatibleOptions(m) if m.contains("Reduction::None")),
+            "{err}"
+        );
+    }
     let mf = SoftmaxFocalLoss::new(2.0).unwrap();
     check(
         "softmax focal",

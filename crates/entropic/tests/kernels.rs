@@ -169,6 +169,16 @@ fn one_and_many_threads_give_identical_bits() {
                 .with_reduction(Reduction::Mean)
                 .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&labels, n, c).unwrap())
                 .unwrap();
+            // Hard labels: the f32 path of the sigmoid family.
+            let hard: Vec<f32> = labels.iter().map(|&v| if v > 0.7 { 1.0 } else { 0.0 }).collect();
+            let bce_hard = entropic::BinaryCrossEntropyWithLogits::new()
+                .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&hard, n, c).unwrap())
+                .unwrap();
+            let focal_hard = entropic::SigmoidFocalLoss::new(Some(0.25), 1.5)
+                .unwrap()
+                .with_reduction(Reduction::Sum)
+                .loss_and_grad(Batch::new(&x, n, c).unwrap(), Batch::new(&hard, n, c).unwrap())
+                .unwrap();
             // Bi-tempered on the first rows (its Newton solve is slower).
             let m = n.min(64);
             let bt_b = Batch::new(&z[..m * c], m, c).unwrap();
@@ -184,7 +194,7 @@ fn one_and_many_threads_give_identical_bits() {
             softmax_batch_into(b, &mut sm).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let mut all = Vec::new();
-            for (o, g) in [&a, &s, &q, &bce, &focal, &bt, &bt_p] {
+            for (o, g) in [&a, &s, &q, &bce, &focal, &bce_hard, &focal_hard, &bt, &bt_p] {
                 all.push(bits(&o.unreduced));
                 all.push(bits(&[o.reduced.unwrap()]));
                 all.push(bits(g));
@@ -205,4 +215,98 @@ fn one_and_many_threads_give_identical_bits() {
             .install(run);
         assert_eq!(one, many, "n={n} c={c}");
     }
+}
+
+/// The `f32` path of binary cross-entropy (no weights) with hard labels vs
+/// the `f64` kernel on the same values rounded to `f32`, in `f32` ulps
+/// (values, reduced value, gradient).
+///
+/// Reason (a priori, relative errors in ulps): `t = e^{−|x|}` ≤ 2 and
+/// `ln(1 + t)` ≤ 2 + 2 inherited from `t`; `σ(±x)` ≤ 2 (`1/(1 + t)`) and
+/// ≤ 4.5 (`t/(1 + t)`); `softplus(±x) = max(±x, 0) + ln(1 + t)` ≤ 4.5 (a
+/// sum of non-negative terms). The value is a softplus, the gradient a `σ`
+/// times the rounded scale (≤ 5.5); ½ for rounding the `f64` result. The
+/// verifier's `F32_SIGMOID_BCE_PATH`.
+const F32_BCE_PATH_ULPS: u64 = 6;
+
+/// The `f32` path of the sigmoid focal loss with hard labels, same
+/// comparison: `17 + ⌈3γ⌉` ulps.
+///
+/// Reason (a priori): from the pieces above, the value `α_t·q^γ·b` adds
+/// ≤ 6 ulps and the gradient `∓α_t·q^γ·(γ·p_t·b + q)` (no cancellation)
+/// ≤ 12.5 to the error of `q^γ`: exact at `γ = 0`, `q` (4.5) at `γ = 1`,
+/// `q·q` (9.5) at `γ = 2`, else `e^{−γ(max(u, 0) + ln(1 + t))}` by the
+/// `f32` exponential of an exact pair (≤ 2), which inherits `γ` times the
+/// ≤ 4-ulp error of `ln(1 + t) ≤ ln 2` (≤ 2.8γ + 2.5); all ≤ `3γ + 4`; ½ for rounding the `f64` result. The
+/// verifier's `f32_sigmoid_focal_path`.
+fn f32_focal_path_ulps(gamma: f64) -> u64 {
+    17 + (3.0 * gamma).ceil() as u64
+}
+
+#[test]
+fn f32_sigmoid_path_stays_within_its_bound() {
+    use entropic::{BinaryCrossEntropyWithLogits, SigmoidFocalLoss};
+    let mut rng = SplitMix(31);
+    // Dense over [−120, 120], the extremes, and random logits; each with
+    // label 0 and label 1.
+    let mut x: Vec<f32> = (0..=24_000).map(|i| (-120.0 + 0.01 * f64::from(i)) as f32).collect();
+    x.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        f32::MIN_POSITIVE,
+        88.0,
+        -88.0,
+        104.0,
+        -104.0,
+        1e6,
+        -1e6,
+        f32::MAX,
+        -f32::MAX,
+    ]);
+    x.extend((0..4000).map(|_| rng.uniform(-30.0, 30.0) as f32));
+    let c = 100;
+    x.resize(x.len().div_ceil(c) * c, 0.5);
+    let x: Vec<f32> = x.iter().chain(&x).copied().collect();
+    let n = x.len() / c;
+    let y: Vec<f32> = (0..x.len()).map(|i| if i < x.len() / 2 { 0.0 } else { 1.0 }).collect();
+    let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+    let (b32, l32) = (Batch::new(&x, n, c).unwrap(), Batch::new(&y, n, c).unwrap());
+    let (b64, l64) = (Batch::new(&x64, n, c).unwrap(), Batch::new(&y64, n, c).unwrap());
+    let worst = |(o32, g32): (entropic::LossOutput<f32>, Vec<f32>),
+                 (o64, g64): (entropic::LossOutput<f64>, Vec<f64>)| {
+        o32.unreduced
+            .iter()
+            .chain(&o32.reduced)
+            .chain(&g32)
+            .zip(o64.unreduced.iter().chain(&o64.reduced).chain(&g64))
+            .map(|(a, b)| ulps32(*a, *b as f32))
+            .max()
+            .unwrap()
+    };
+    let mut report = Vec::new();
+    for reduction in [Reduction::Sum, Reduction::Mean] {
+        let bce = BinaryCrossEntropyWithLogits::new().with_reduction(reduction);
+        let e = worst(
+            bce.loss_and_grad(b32, l32).unwrap(),
+            bce.loss_and_grad(b64, l64).unwrap(),
+        );
+        assert!(e <= F32_BCE_PATH_ULPS, "BCE {reduction:?}: {e} ulps");
+        report.push(format!("BCE {reduction:?} {e}"));
+        for gamma in [0.0, 0.5, 1.0, 2.0, 3.7, 6.0] {
+            for alpha in [None, Some(0.25)] {
+                let fl = SigmoidFocalLoss::new(alpha, gamma).unwrap().with_reduction(reduction);
+                let e = worst(fl.loss_and_grad(b32, l32).unwrap(), fl.loss_and_grad(b64, l64).unwrap());
+                let bound = f32_focal_path_ulps(gamma);
+                assert!(
+                    e <= bound,
+                    "focal γ {gamma} α {alpha:?} {reduction:?}: {e} ulps > {bound}"
+                );
+                report.push(format!("focal γ {gamma} α {alpha:?} {reduction:?} {e}"));
+            }
+        }
+    }
+    eprintln!("f32 sigmoid path, worst ulps: {}", report.join("; "));
 }

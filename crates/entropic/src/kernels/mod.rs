@@ -18,6 +18,7 @@
 pub(crate) mod exp;
 pub(crate) mod exp32;
 pub(crate) mod log1p;
+pub(crate) mod logistic32;
 pub(crate) mod rows;
 
 use multiversion::multiversion;
