@@ -329,13 +329,21 @@ impl BinaryCrossEntropyWithLogits {
                 grad,
                 |x, y, terms, mut g| {
                     // The f32 path for unweighted f32 rows with hard labels;
-                    // any other row (or one it hands back) takes the f64 row.
+                    // any other group (or one it hands back) takes the f64
+                    // row, one row at a time (the weights are per column).
                     let f32_done = unweighted
                         && T::as_f32(x).is_some_and(|x32| {
                             let g32 = g.as_deref_mut().and_then(T::as_f32_mut);
                             logistic32::bce_row_f32(x32, y, scale, terms, g32)
                         });
-                    f32_done || kernels::bce_row(x, y, w, r, scale, terms, g)
+                    f32_done || {
+                        let mut ok = true;
+                        for (i, (x, y)) in x.chunks(c).zip(y.chunks(c)).enumerate() {
+                            let g = g.as_deref_mut().map(|g| &mut g[i * c..(i + 1) * c]);
+                            ok &= kernels::bce_row(x, y, w, r, scale, &mut terms[i * c..(i + 1) * c], g);
+                        }
+                        ok
+                    }
                 },
             )
         };

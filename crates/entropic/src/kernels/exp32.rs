@@ -43,10 +43,22 @@ pub(crate) fn exp_diff(z: f32, m: f32) -> f32 {
     let zb = d + m;
     let mb = d - zb;
     let delta = (z - zb) + (-m - mb);
-    let below = d < EXP_LO;
-    let x = if below { EXP_LO } else { d };
     // −∞ − (−∞) in TwoSum gives NaN; the clamped result is 0 anyway.
-    let delta = if below { 0.0 } else { delta };
+    let delta = if d < EXP_LO { 0.0 } else { delta };
+    exp_pair(d, delta)
+}
+
+/// `e^x` in `f32` for `x ≤ 0` (an exact argument: [`exp_diff`] without the
+/// TwoSum), branch-free; `−∞` gives 0, NaN gives NaN. Same error bound.
+#[inline(always)]
+pub(crate) fn exp_nonpositive(x: f32) -> f32 {
+    exp_pair(x, 0.0)
+}
+
+/// `e^{d + δ}` for `d ≤ 0` and a correction `|δ| ≤ ulp(d)` (0 below [`EXP_LO`]).
+#[inline(always)]
+fn exp_pair(d: f32, delta: f32) -> f32 {
+    let x = if d < EXP_LO { EXP_LO } else { d };
     let t = x.mul_add(std::f32::consts::LOG2_E, SHIFTER);
     let k = t - SHIFTER;
     let r = (-k).mul_add(LN2_HI, x);
@@ -111,6 +123,20 @@ mod tests {
         assert!(exp_diff(-103.0, 0.0) > 0.0);
         assert!(exp_diff(f32::NAN, 0.0).is_nan());
         assert!(exp_diff(f32::INFINITY, f32::INFINITY).is_nan());
+    }
+
+    /// `exp_nonpositive(x)` is `exp_diff(x, 0)` bit for bit (the TwoSum of
+    /// an exact difference has δ = 0), so the sweep below covers it.
+    #[test]
+    fn exp_nonpositive_is_exp_diff_at_zero() {
+        for i in 0..=110_000 {
+            let x = -(i as f32) * 1e-3;
+            assert_eq!(exp_nonpositive(x).to_bits(), exp_diff(x, 0.0).to_bits(), "{x}");
+        }
+        for x in [f32::NEG_INFINITY, -f32::MAX, -0.0, -f32::MIN_POSITIVE, -1e-30] {
+            assert_eq!(exp_nonpositive(x).to_bits(), exp_diff(x, 0.0).to_bits(), "{x}");
+        }
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

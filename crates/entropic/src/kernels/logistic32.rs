@@ -3,7 +3,7 @@
 //! `y ∈ {0, 1}` (multi-label classification, detection).
 //!
 //! The logistic pieces come from one `f32` exponential `t = e^{−|x|}`
-//! ([`exp32::exp_diff`], ≤ 2 ulps) and one `f32` `ln(1 + t)`
+//! ([`exp32::exp_nonpositive`], ≤ 2 ulps) and one `f32` `ln(1 + t)`
 //! ([`ln_1p_unit32`], ≤ 2 ulps), 8 lanes per instruction with AVX2, where the
 //! `f64` path ([`super::log1p::logistic`]) works 4 lanes at a time with
 //! twice the polynomial degree. With a hard label every output is a sum or
@@ -18,9 +18,11 @@
 //!   `γ·max(u, 0)` split by an FMA), so that only the ≤ `ln 2` logarithm's
 //!   error is multiplied by `γ`.
 //!
-//! A row with a soft label, a non-finite logit or an invalid label is
-//! handed back (the row functions return false) and redone by the `f64`
-//! row, which also validates it. The bound of this path against the `f64`
+//! The row functions take a group of whole rows (the loss is element-wise;
+//! `for_each_element_row` fixes the groups by the row length). A group with
+//! a soft label, a non-finite logit or an invalid label is handed back
+//! (the functions return false) and redone by the `f64` rows, which also
+//! validate it. The bound of this path against the `f64`
 //! kernel rounded to `f32` is the verifier's `F32_SIGMOID_PATH`; at `γ = 0`
 //! without `α` the focal row is the BCE row bit for bit.
 
@@ -34,8 +36,7 @@ use crate::real::Real;
 /// for finite `x`, branch-free, from one `t = e^{−|x|}`.
 #[inline(always)]
 fn logistic32(x: f32) -> (f32, f32, f32, f32, f32) {
-    // e^{−|x|}: exp_diff's difference −|x| − 0 is exact.
-    let t = exp32::exp_diff(-x.abs(), 0.0);
+    let t = exp32::exp_nonpositive(-x.abs());
     let l = ln_1p_unit32(t);
     let v = 1.0 / (1.0 + t);
     let tv = t * v;
@@ -84,10 +85,10 @@ pub(crate) fn bce_row_f32<P: Real>(
 const BLOCK: usize = 64;
 
 /// Runs `element(x_j, y_j = 1)` — `(value, gradient)` in `f32` — over a
-/// row in blocks of [`BLOCK`]: a plain map loop into `f32` stack buffers
-/// (which the loop vectorizer turns into 8-lane code; writing the `f64`
-/// terms in the same loop held it to 4 lanes), then the widening into
-/// `terms`. Returns false when a label is not exactly 0 or 1 or a logit is
+/// row in blocks of [`BLOCK`]: a plain map loop writing the gradient and
+/// an `f32` stack buffer of values (which the loop vectorizer turns into
+/// 8-lane code; writing the `f64` terms in the same loop held it to 4
+/// lanes), then the widening into `terms`. Returns false when a label is not exactly 0 or 1 or a logit is
 /// not finite.
 #[inline(always)]
 fn blocked<P: Real>(
@@ -101,10 +102,15 @@ fn blocked<P: Real>(
     let (y, terms) = (&y[..n], &mut terms[..n]);
     let mut fallback = false;
     let mut values = [0.0f32; BLOCK];
-    let mut derivatives = [0.0f32; BLOCK];
+    // Without a gradient buffer the derivatives go to a scratch block.
+    let mut discarded = [0.0f32; BLOCK];
     for start in (0..n).step_by(BLOCK) {
         let len = BLOCK.min(n - start);
         let (x, y) = (&x[start..start + len], &y[start..start + len]);
+        let derivatives = match grad.as_deref_mut() {
+            Some(g) => &mut g[start..start + len],
+            None => &mut discarded[..len],
+        };
         for j in 0..len {
             let (one, hard) = hard_label(&y[j]);
             fallback |= !hard | !x[j].is_finite();
@@ -112,9 +118,6 @@ fn blocked<P: Real>(
         }
         for (t, &v) in terms[start..start + len].iter_mut().zip(&values[..len]) {
             *t = f64::from(v);
-        }
-        if let Some(grad) = grad.as_deref_mut() {
-            grad[start..start + len].copy_from_slice(&derivatives[..len]);
         }
     }
     !fallback

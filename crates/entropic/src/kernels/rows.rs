@@ -122,12 +122,18 @@ pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
 /// its loss values and its gradient.
 type ElementBlock<'a, T> = (usize, &'a mut [f64], Option<&'a mut [T]>, Option<&'a mut [T]>);
 
-/// Runs `row(x, y, terms, grad)` over every row of an element-wise `[n, c]`
-/// loss (`x`, `labels`, `values` and `grad` of `n·c` entries), blocks of
-/// rows in parallel as in [`for_each_row`] (deterministic: every output
-/// depends on its own row only). `row` writes the row's `c` loss terms into
-/// the `f64` scratch `terms` (and the gradient into `grad` when given) and
-/// returns false for an invalid row; the terms are then rounded into
+/// Elements per group of rows handed to the `rows` callback of
+/// [`for_each_element_row`] (at least one row): long enough to amortize a
+/// call over short rows, short enough for its `f64` terms to stay in L1.
+const GROUP_ELEMENTS: usize = 2048;
+
+/// Runs `rows(x, y, terms, grad)` over every row of an element-wise `[n, c]`
+/// loss (`x`, `labels`, `values` and `grad` of `n·c` entries), on groups of
+/// whole rows (about [`GROUP_ELEMENTS`] elements), blocks of rows in
+/// parallel as in [`for_each_row`] (deterministic: every output depends on
+/// its own group only, and the groups are fixed by `c`). `rows` writes the group's loss terms into the `f64`
+/// scratch `terms` (and the gradient into `grad` when given) and returns
+/// false for an invalid group; each row's terms are then rounded into
 /// `values` (when given) and their fixed-order lane sum
 /// ([`super::lane_sum`]) stored in `sums[i]` — so a reduction needs no
 /// `n·c` buffer of `f64` terms. Labels are read in place (`P: Real` is
@@ -140,7 +146,7 @@ pub(crate) fn for_each_element_row<T, P, F>(
     sums: &mut [f64],
     values: Option<&mut [T]>,
     grad: Option<&mut [T]>,
-    row: F,
+    rows: F,
 ) -> bool
 where
     T: Float,
@@ -150,7 +156,8 @@ where
     if sums.is_empty() || c == 0 {
         return true;
     }
-    let rows_per_block = (BLOCK_ELEMENTS / c).max(1);
+    let rows_per_group = (GROUP_ELEMENTS / c).max(1);
+    let rows_per_block = (BLOCK_ELEMENTS / c).max(1).div_ceil(rows_per_group) * rows_per_group;
     let mut values = values.map(|v| v.chunks_mut(rows_per_block * c));
     let mut grad = grad.map(|g| g.chunks_mut(rows_per_block * c));
     let blocks: Vec<_> = sums
@@ -163,13 +170,21 @@ where
         })
         .collect();
     let block = |(first, sums, mut values, mut grad): ElementBlock<'_, T>| {
-        let mut terms = vec![0.0; c];
+        let mut scratch = vec![0.0; rows_per_group * c];
         let mut good = true;
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let (span, local) = ((first + i) * c..(first + i + 1) * c, i * c..(i + 1) * c);
+        for (i, sums) in sums.chunks_mut(rows_per_group).enumerate() {
+            let k = i * rows_per_group;
+            let (span, local) = (
+                (first + k) * c..(first + k + sums.len()) * c,
+                k * c..(k + sums.len()) * c,
+            );
+            let terms = &mut scratch[..sums.len() * c];
             let g = grad.as_deref_mut().map(|g| &mut g[local.clone()]);
-            good &= row(&x[span.clone()], &labels[span], &mut terms, g);
-            *sum = super::terms_into(&terms, values.as_deref_mut().map(|v| &mut v[local]));
+            good &= rows(&x[span.clone()], &labels[span], terms, g);
+            let mut v = values.as_deref_mut().map(|v| v[local].chunks_mut(c));
+            for (sum, t) in sums.iter_mut().zip(terms.chunks(c)) {
+                *sum = super::terms_into(t, v.as_mut().and_then(Iterator::next));
+            }
         }
         good
     };
