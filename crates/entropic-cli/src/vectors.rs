@@ -209,6 +209,20 @@ pub fn catalogue() -> BTreeMap<&'static str, Vec<Map<String, Value>>> {
         let y: Vec<f64> = (0..x.len()).map(|i| f32_exact([0.0, 1.0, 0.3][i % 3])).collect();
         b.push(bce, tag, matrix(&x, 4, 3), matrix(&y, 4, 3), params);
     }
+    // Hard labels without weights: the f32 kernels' own path.
+    let x: Vec<f64> = xs
+        .iter()
+        .chain(&[2.5, -7.25, 15.0, -0.125])
+        .map(|&v| f32_exact(v))
+        .collect();
+    let y: Vec<f64> = (0..x.len()).map(|i| [0.0, 1.0][(i + i / 4) % 2]).collect();
+    b.push(
+        bce,
+        "hard-mean",
+        matrix(&x, 4, 4),
+        matrix(&y, 4, 4),
+        json!({"reduction": "mean"}),
+    );
 
     let kl = "kl_div";
     for (tag, params) in [
@@ -241,6 +255,22 @@ pub fn catalogue() -> BTreeMap<&'static str, Vec<Map<String, Value>>> {
             matrix(&x, 3, 3),
             matrix(&y, 3, 3),
             json!({"gamma": gamma, "alpha": alpha, "reduction": "none"}),
+        );
+    }
+    // Hard labels: the f32 kernel's own path (q^γ as 1, q·q, or the f32
+    // exponential of an exact pair).
+    for (gamma, alpha) in [(0.0, 0.25), (2.0, 0.25), (3.7, -1.0)] {
+        let x: Vec<f64> = [100.0, -100.0, 0.3, -2.0, 1e4, -1e4, 7.0, -0.5, 0.0, 13.8, -13.8, 40.0]
+            .iter()
+            .map(|&v| f32_exact(v))
+            .collect();
+        let y: Vec<f64> = (0..12).map(|i| [1.0, 0.0][(i + i / 3) % 2]).collect();
+        b.push(
+            sf,
+            &format!("hard-gamma{gamma}"),
+            matrix(&x, 4, 3),
+            matrix(&y, 4, 3),
+            json!({"gamma": gamma, "alpha": alpha, "reduction": "sum"}),
         );
     }
     let smf = "softmax_focal_loss";

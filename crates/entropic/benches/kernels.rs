@@ -92,9 +92,33 @@ fn sigmoid_bce(c: &mut Criterion) {
             .unwrap()
         })
     });
-    // Sigmoid focal loss (torchvision's defaults α = 0.25, γ = 2), written
-    // by another session: benchmarked as it stands.
-    let fl = entropic::SigmoidFocalLoss::new(Some(0.25), 2.0).unwrap();
+    // PyTorch's reduction='mean' forward + backward: the reduced value and
+    // the gradient, no per-element loss buffer.
+    g.bench_function(BenchmarkId::new("sigmoid_bce_reduced_value_grad", &shape), |b| {
+        b.iter(|| {
+            bce.reduced_loss_and_grad_into(
+                Batch::new(black_box(&x), n, k).unwrap(),
+                Batch::new(&y, n, k).unwrap(),
+                &mut grad,
+            )
+            .unwrap()
+        })
+    });
+    // Sigmoid focal loss (torchvision's α = 0.25, γ = 2, mean): with the
+    // per-element values (allocating, as `loss_and_grad`), and reduced only.
+    let fl = entropic::SigmoidFocalLoss::new(Some(0.25), 2.0)
+        .unwrap()
+        .with_reduction(entropic::Reduction::Mean);
+    g.bench_function(BenchmarkId::new("sigmoid_focal_reduced_value_grad", &shape), |b| {
+        b.iter(|| {
+            fl.reduced_loss_and_grad_into(
+                Batch::new(black_box(&x), n, k).unwrap(),
+                Batch::new(&y, n, k).unwrap(),
+                &mut grad,
+            )
+            .unwrap()
+        })
+    });
     g.bench_function(BenchmarkId::new("sigmoid_focal_value_grad", &shape), |b| {
         b.iter(|| {
             fl.loss_and_grad(Batch::new(black_box(&x), n, k).unwrap(), Batch::new(&y, n, k).unwrap())

@@ -281,8 +281,13 @@ fn check_sigmoid_gradient(x: &[f64], y: &[f64], alpha: Option<f64>, gamma: f64) 
     });
     for i in 0..n {
         let tol = if y[i] == 0.0 || y[i] == 1.0 {
-            // hard labels: both terms have the same sign, no cancellation
-            GRADIENT_REL * gd[i].abs()
+            // hard labels: both terms have the same sign, no cancellation.
+            // The definition forms q^γ = e^{γ·ln(1 − p_t)} from the rounded
+            // product, |γ·ln(1 − p_t)|·ε/2 relative; the kernel from an
+            // exact pair (see `sigmoid_focal_element`), so allow that too.
+            let u = if y[i] == 1.0 { x[i] } else { -x[i] };
+            let ln_q = u.max(0.0) + (-u.abs()).exp().ln_1p();
+            (GRADIENT_REL + gamma * ln_q * EPS) * gd[i].abs()
         } else {
             GRADIENT_REL * (gd[i].abs() + sigmoid_term_scale(x[i], y[i], alpha, gamma))
         };

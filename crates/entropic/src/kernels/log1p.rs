@@ -132,6 +132,15 @@ pub(crate) fn ln_1p(v: f64) -> f64 {
 /// NaN gives NaN everywhere.
 #[inline(always)]
 pub(crate) fn logistic(x: f64) -> (f64, f64, f64, f64) {
+    let (pos, neg, l, sig_pos, sig_neg) = logistic_parts(x);
+    (pos + l, neg + l, sig_pos, sig_neg)
+}
+
+/// The parts of [`logistic`] before the softplus sums: `(max(x, 0),
+/// max(−x, 0), ln(1 + e^{−|x|}), σ(x), σ(−x))` (the sigmoid focal loss
+/// keeps the exact `max(±x, 0)` apart from the rounded logarithm).
+#[inline(always)]
+pub(crate) fn logistic_parts(x: f64) -> (f64, f64, f64, f64, f64) {
     let t = exp::exp(-x.abs());
     let l = ln_1p_unit(t);
     let v = 1.0 / (1.0 + t);
@@ -139,12 +148,7 @@ pub(crate) fn logistic(x: f64) -> (f64, f64, f64, f64) {
     let pos = if x > 0.0 { x } else { 0.0 };
     let neg = if x < 0.0 { -x } else { 0.0 };
     let nonneg = x >= 0.0;
-    (
-        pos + l,
-        neg + l,
-        if nonneg { v } else { tv },
-        if nonneg { tv } else { v },
-    )
+    (pos, neg, l, if nonneg { v } else { tv }, if nonneg { tv } else { v })
 }
 
 #[cfg(test)]
