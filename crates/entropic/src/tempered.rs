@@ -47,7 +47,7 @@ use crate::batch::Batch;
 use crate::cross_entropy::Targets;
 use crate::domain::{check_in_range, check_logits, check_parameter};
 use crate::error::{Error, Position, Result};
-use crate::kernels::rows;
+use crate::kernels::{self, rows};
 use crate::real::{Float, Real};
 use crate::reduction::{LossOutput, Reduction, reduce_f64, reduce_generic};
 use crate::softmax::{check_batch, check_row, shifted_log_sum};
@@ -1025,7 +1025,9 @@ impl BiTemperedLogisticLoss {
             }
             loss[0] = total;
             if let Some(g) = g {
-                row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, scales);
+                if !kernels::tempered_gradient_direct(p, half_ln_p, y, (t1, t2), scale, gr, scales) {
+                    row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, scales);
+                }
                 for (dst, &v) in g.iter_mut().zip(gr.iter()) {
                     *dst = T::round_from(v);
                 }
@@ -1186,7 +1188,7 @@ fn row_gradient(
     // Logs (halved) up to this bound are exponentiated directly (below it a
     // term underflows, as it would in any evaluation; only overflow is
     // rescaled, so that ordinary rows keep the direct evaluation's bits).
-    const DIRECT_HALF_LOG: f64 = 300.0;
+    const DIRECT_HALF_LOG: f64 = kernels::TEMPERED_DIRECT_HALF_LOG;
     let rescale = |x: f64| if x > DIRECT_HALF_LOG { x } else { 0.0 };
     let d = t2 - t1;
     let h_max = half_ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));

@@ -558,3 +558,104 @@ pub(crate) fn tempered_logs_into(z: &[f64], lambda: f64, t: f64, ln_p: &mut [f64
         *pi = exp::exp(lp);
     }
 }
+
+/// Halved logs up to which the bi-tempered gradient is evaluated directly
+/// (`tempered::row_gradient` rescales an entry only beyond it, and then
+/// takes the general path).
+pub(crate) const TEMPERED_DIRECT_HALF_LOG: f64 = 300.0;
+
+/// `max` of a slice over [`LANES`] lanes (`−∞` for an empty slice; NaN
+/// entries are skipped).
+#[inline(always)]
+fn lane_max(xs: &[f64]) -> f64 {
+    let mut acc = [f64::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    let m = acc.iter().fold(f64::NEG_INFINITY, |m, &a| if a > m { a } else { m });
+    chunks.remainder().iter().fold(m, |m, &x| if x > m { x } else { m })
+}
+
+/// `Σ xs` over [`LANES`] lanes combined in a fixed order.
+#[inline(always)]
+fn lane_sum(xs: &[f64]) -> f64 {
+    let mut acc = [0.0; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += x;
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += x;
+    }
+    combine(acc)
+}
+
+/// The bi-tempered gradient of one row in the ordinary range, vectorized:
+/// `g_i = scale·(A_i − ẽ_i·Σ_j A_j)` with `A_j = (p_j − y_j)·p_j^{t2−t1}`
+/// formed as `±e^{2X_j}`, `X_j = ln|p_j − y_j|/2 + (t2 − t1)·h_j` (the same
+/// halved logs as `tempered::row_gradient`, with the branch-free
+/// [`log1p::ln`] and [`exp::exp`]), the escorts `ẽ_i = e^{2t2(h_i − h_max)}/E`,
+/// and the argmax entry as `−Σ_{i≠best} g_i`. Returns false, leaving `out`
+/// to be overwritten, when a term needs rescaling (`max X_j` or
+/// `ln|Σ A_j|/2` above [`TEMPERED_DIRECT_HALF_LOG`]): the caller then takes
+/// the general log-space path. `escorts` is scratch of the row's length.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_gradient_direct(
+    p: &[f64],
+    half_ln_p: &[f64],
+    y: &[f64],
+    (t1, t2): (f64, f64),
+    scale: f64,
+    out: &mut [f64],
+    escorts: &mut [f64],
+) -> bool {
+    let c = p.len();
+    let (h, y, out, escorts) = (&half_ln_p[..c], &y[..c], &mut out[..c], &mut escorts[..c]);
+    let d = t2 - t1;
+    // X_j: ln|p − 0|/2 is h itself for y = 0 (p may underflow); ln y where
+    // p underflowed below a positive label; −∞ for a true zero.
+    for j in 0..c {
+        let (pj, hj, yj) = (p[j], h[j], y[j]);
+        let arg = if pj == 0.0 { yj } else { (pj - yj).abs() };
+        let x = if yj == 0.0 {
+            hj + d * hj
+        } else {
+            0.5 * log1p::ln(arg) + d * hj
+        };
+        let zero = hj == f64::NEG_INFINITY || (yj > 0.0 && pj == yj);
+        out[j] = if zero { f64::NEG_INFINITY } else { x };
+    }
+    if lane_max(out) > TEMPERED_DIRECT_HALF_LOG {
+        return false;
+    }
+    // A_j with the sign of p_j − y_j (positive for y = 0).
+    for j in 0..c {
+        let sign = if y[j] == 0.0 || p[j] > y[j] { 1.0 } else { -1.0 };
+        out[j] = sign * exp::exp(2.0 * out[j]);
+    }
+    let total = lane_sum(out);
+    if 0.5 * log1p::ln(total.abs()) > TEMPERED_DIRECT_HALF_LOG {
+        return false;
+    }
+    let h_max = lane_max(h);
+    for (e, &hj) in escorts.iter_mut().zip(h) {
+        *e = exp::exp(2.0 * t2 * (hj - h_max));
+    }
+    let escort_sum = lane_sum(escorts);
+    for (o, &e) in out.iter_mut().zip(escorts.iter()) {
+        *o -= e / escort_sum * total;
+    }
+    let best = h.iter().position(|&v| v == h_max).unwrap_or(0);
+    out[best] = 0.0;
+    let rest = lane_sum(out);
+    for o in out.iter_mut() {
+        *o *= scale;
+    }
+    out[best] = -rest * scale;
+    true
+}
