@@ -32,24 +32,22 @@ use super::exp32;
 use super::log1p::ln_1p_unit32;
 use crate::real::Real;
 
-/// `(softplus(x), softplus(−x), σ(x), σ(−x), ln(1 + e^{−|x|}))` in `f32`
-/// for finite `x`, branch-free, from one `t = e^{−|x|}`.
+/// The logistic pieces of the labelled side `u = x` (label 1) or `u = −x`
+/// (label 0), in `f32`, for finite `x`, branch-free, from one
+/// `t = e^{−|x|}`: `(b, q, p, a, l)` with `b = softplus(−u) = −ln p_t`,
+/// `q = σ(−u) = 1 − p_t`, `p = σ(u) = p_t`, `a = max(u, 0)` (exact) and
+/// `l = ln(1 + t)`, so that `softplus(u) = a + l`.
 #[inline(always)]
-fn logistic32(x: f32) -> (f32, f32, f32, f32, f32) {
+fn target_logistic32(x: f32, one: bool) -> (f32, f32, f32, f32, f32) {
+    let u = if one { x } else { -x };
     let t = exp32::exp_nonpositive(-x.abs());
     let l = ln_1p_unit32(t);
     let v = 1.0 / (1.0 + t);
     let tv = t * v;
-    let pos = if x > 0.0 { x } else { 0.0 };
-    let neg = if x < 0.0 { -x } else { 0.0 };
-    let nonneg = x >= 0.0;
-    (
-        pos + l,
-        neg + l,
-        if nonneg { v } else { tv },
-        if nonneg { tv } else { v },
-        l,
-    )
+    let up = u >= 0.0;
+    let a = if u > 0.0 { u } else { 0.0 };
+    let b = (if u < 0.0 { -u } else { 0.0 }) + l;
+    (b, if up { tv } else { v }, if up { v } else { tv }, a, l)
 }
 
 /// A label read through `Real::re` as two flags: `(y = 1, y ∈ {0, 1})`.
@@ -73,11 +71,8 @@ pub(crate) fn bce_row_f32<P: Real>(
 ) -> bool {
     let g_scale = scale as f32;
     blocked(x, y, terms, grad, |x, one| {
-        let (sp_pos, sp_neg, sig_pos, sig_neg, _) = logistic32(x);
-        (
-            if one { sp_neg } else { sp_pos },
-            g_scale * if one { -sig_neg } else { sig_pos },
-        )
+        let (b, q, _, _, _) = target_logistic32(x, one);
+        (b, (if one { -g_scale } else { g_scale }) * q)
     })
 }
 
@@ -156,17 +151,10 @@ pub(crate) fn sigmoid_focal_row_f32<P: Real>(
         let (g1, g0) = ((scale * a1) as f32, (scale * a0) as f32);
         let gamma32 = gamma as f32;
         blocked(x, y, terms, grad, |xj, one| {
-            let (sp_pos, sp_neg, sig_pos, sig_neg, l) = logistic32(xj);
-            let b = if one { sp_neg } else { sp_pos };
-            let q = if one { sig_neg } else { sig_pos };
-            let p = if one { sig_pos } else { sig_neg };
-            let u = if one { xj } else { -xj };
-            let m = power(q, if u > 0.0 { u } else { 0.0 }, l);
+            let (b, q, p, a, l) = target_logistic32(xj, one);
+            let m = power(q, a, l);
             let d = m * (gamma32 * p * b + q);
-            (
-                (if one { v1 } else { v0 }) * (m * b),
-                (if one { g1 } else { g0 }) * if one { -d } else { d },
-            )
+            ((if one { v1 } else { v0 }) * (m * b), (if one { -g1 } else { g0 }) * d)
         })
     }
     if gamma == 0.0 {
