@@ -272,18 +272,7 @@ impl BinaryCrossEntropyWithLogits {
         labels: Batch<'_, P>,
         grad: &mut [T],
     ) -> Result<T> {
-        if self.reduction == Reduction::None {
-            return Err(crate::Error::IncompatibleOptions(
-                "reduced_loss_and_grad_into needs a Mean or Sum reduction (Reduction::None has no single value)",
-            ));
-        }
-        if grad.len() != logits.as_slice().len() {
-            return Err(crate::Error::ShapeMismatch {
-                what: "gradient buffer",
-                expected: logits.as_slice().len(),
-                actual: grad.len(),
-            });
-        }
+        crate::reduction::check_reduced_only(self.reduction, logits.as_slice().len(), grad.len())?;
         let out = self.kernel(logits, labels, Some(grad), false)?;
         Ok(out.reduced.expect("a Mean or Sum reduction has a value"))
     }

@@ -76,6 +76,24 @@ pub struct LossOutput<T> {
     pub reduced: Option<T>,
 }
 
+/// The checks of a `reduced_loss_and_grad_into`: a reduction with a single
+/// value, and a gradient buffer of the logits' length.
+pub(crate) fn check_reduced_only(reduction: Reduction, logits_len: usize, grad_len: usize) -> Result<()> {
+    if reduction == Reduction::None {
+        return Err(Error::IncompatibleOptions(
+            "reduced_loss_and_grad_into needs a Mean or Sum reduction (Reduction::None has no single value)",
+        ));
+    }
+    if grad_len != logits_len {
+        return Err(Error::ShapeMismatch {
+            what: "gradient buffer",
+            expected: logits_len,
+            actual: grad_len,
+        });
+    }
+    Ok(())
+}
+
 /// Applies `scale` (from [`Reduction::scale`]) to a sequential sum of
 /// `unreduced`, in a fixed order (deterministic).
 pub(crate) fn reduce_generic<D: Real>(unreduced: &[D], reduction: Reduction, scale: f64) -> Option<D> {
