@@ -43,6 +43,16 @@ fn label() -> impl Strategy<Value = f64> {
     prop_oneof![2 => Just(0.0), 2 => Just(1.0), 1 => 0.0f64..=1.0, 1 => proptest::num::f64::SUBNORMAL.prop_map(f64::abs)]
 }
 
+/// Labels of one case: every other case hard labels only (0 or 1), where
+/// the `f32` binary cross-entropy and sigmoid focal kernels take their own
+/// path (a soft label anywhere in a group of rows sends it to `f64`).
+fn labels(len: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        proptest::collection::vec(label(), len),
+        proptest::collection::vec(prop_oneof![Just(0.0), Just(1.0)], len),
+    ]
+}
+
 fn num(x: f64) -> Value {
     if x.is_finite() {
         json!(x)
@@ -295,7 +305,7 @@ fn elementwise(loss: &'static str, params: Value, mask: bool) -> impl Strategy<V
         let params = params.clone();
         (
             proptest::collection::vec(value(mask), n * c),
-            proptest::collection::vec(label(), n * c),
+            labels(n * c),
         )
             .prop_map(move |(z, y)| {
                 let mut case = Map::new();
