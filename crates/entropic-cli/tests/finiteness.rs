@@ -303,19 +303,15 @@ fn softmax_cross_entropy_is_finite_exactly_where_exact() {
 fn elementwise(loss: &'static str, params: Value, mask: bool) -> impl Strategy<Value = Map<String, Value>> {
     (shape(), dtype()).prop_flat_map(move |((n, c), dt)| {
         let params = params.clone();
-        (
-            proptest::collection::vec(value(mask), n * c),
-            labels(n * c),
-        )
-            .prop_map(move |(z, y)| {
-                let mut case = Map::new();
-                case.insert("loss".into(), json!(loss));
-                case.insert("dtype".into(), json!(dt));
-                case.insert("logits".into(), matrix(&z, c));
-                case.insert("target".into(), matrix(&y, c));
-                case.insert("params".into(), params.clone());
-                case
-            })
+        (proptest::collection::vec(value(mask), n * c), labels(n * c)).prop_map(move |(z, y)| {
+            let mut case = Map::new();
+            case.insert("loss".into(), json!(loss));
+            case.insert("dtype".into(), json!(dt));
+            case.insert("logits".into(), matrix(&z, c));
+            case.insert("target".into(), matrix(&y, c));
+            case.insert("params".into(), params.clone());
+            case
+        })
     })
 }
 

@@ -389,12 +389,15 @@ impl SigmoidFocalLoss {
             keep_terms.then_some(&mut unreduced[..]),
             grad,
             |x, y, terms, mut g| {
-                // The f32 path for f32 rows with hard labels; any other row
-                // (or one it hands back) takes the f64 row.
-                let f32_done = T::as_f32(x).is_some_and(|x32| {
-                    let g32 = g.as_deref_mut().and_then(T::as_f32_mut);
-                    logistic32::sigmoid_focal_row_f32(x32, y, alpha, gamma, scale, terms, g32)
-                });
+                // The f32 path for f32 rows with hard labels and a γ that is
+                // an f32 (beyond f32::MAX, γ·p·b is +∞ and q^γ·∞ NaN; found by
+                // the fuzzer); any other row (or one it hands back) takes the
+                // f64 row.
+                let f32_done = gamma <= f64::from(f32::MAX)
+                    && T::as_f32(x).is_some_and(|x32| {
+                        let g32 = g.as_deref_mut().and_then(T::as_f32_mut);
+                        logistic32::sigmoid_focal_row_f32(x32, y, alpha, gamma, scale, terms, g32)
+                    });
                 f32_done || sigmoid_focal_row(x, y, alpha, gamma, scale, terms, g)
             },
         );

@@ -1215,3 +1215,30 @@ mod properties {
         }
     }
 }
+
+/// Found by the fuzzer (`losses`, fifth session): with a γ beyond `f32::MAX`
+/// the `f32` path formed `q^γ·(γ·p·b + q)` as `0·∞` = NaN. Such a γ now
+/// takes the `f64` path: finite, and the `f64` result rounded.
+#[test]
+fn a_gamma_beyond_f32_range_keeps_f32_gradients_finite() {
+    let gamma = 3.013384389948092e296;
+    let fl = SigmoidFocalLoss::new(Some(0.0), gamma)
+        .unwrap()
+        .with_reduction(Reduction::Sum);
+    let x32 = [2.125f32, 0.0, 0.0, 0.0];
+    let y32 = [0.0f32; 4];
+    let (o32, g32) = fl.loss_and_grad(batch(&x32, 2, 2), batch(&y32, 2, 2)).unwrap();
+    let x64 = x32.map(f64::from);
+    let y64 = y32.map(f64::from);
+    let (o64, g64) = fl.loss_and_grad(batch(&x64, 2, 2), batch(&y64, 2, 2)).unwrap();
+    for (a, b) in o32
+        .unreduced
+        .iter()
+        .chain(&o32.reduced)
+        .chain(&g32)
+        .zip(o64.unreduced.iter().chain(&o64.reduced).chain(&g64))
+    {
+        assert!(!a.is_nan(), "NaN in {o32:?} {g32:?}");
+        assert_eq!(*a, *b as f32, "{a} vs {b}");
+    }
+}

@@ -119,7 +119,8 @@ fn blocked<P: Real>(
 }
 
 /// One row of the sigmoid focal loss on the `f32` path (see the module
-/// docs): `terms_j = α_t·q^γ·b` and `grad_j = round(scale·α_t)·∂_j`.
+/// docs): `terms_j = α_t·q^γ·b` and `grad_j = round(scale·α_t)·∂_j`, for
+/// `γ ≤ f32::MAX` (the caller's check: beyond it `γ·p·b` is `+∞`).
 /// Returns false — the row must be redone by the `f64` row — when a label
 /// is not exactly 0 or 1 or a logit is not finite.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
