@@ -324,17 +324,7 @@ pub(crate) fn terms_into<T: Float>(terms: &[f64], values: Option<&mut [T]>) -> f
             *v = T::round_from(t);
         }
     }
-    let mut acc = [0.0; LANES];
-    let mut chunks = terms.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for (a, &t) in acc.iter_mut().zip(ch) {
-            *a += t;
-        }
-    }
-    for (a, &t) in acc.iter_mut().zip(chunks.remainder()) {
-        *a += t;
-    }
-    combine(acc)
+    lane_sum(terms)
 }
 
 /// `out_j = e^{z_j − m}` by the `f32` [`exp32::exp_diff`] (a plain map
@@ -564,21 +554,6 @@ pub(crate) fn tempered_logs_into(z: &[f64], lambda: f64, t: f64, ln_p: &mut [f64
 /// takes the general path).
 pub(crate) const TEMPERED_DIRECT_HALF_LOG: f64 = 300.0;
 
-/// `max` of a slice over [`LANES`] lanes (`−∞` for an empty slice; NaN
-/// entries are skipped).
-#[inline(always)]
-fn lane_max(xs: &[f64]) -> f64 {
-    let mut acc = [f64::NEG_INFINITY; LANES];
-    let mut chunks = xs.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(ch) {
-            *a = if x > *a { x } else { *a };
-        }
-    }
-    let m = acc.iter().fold(f64::NEG_INFINITY, |m, &a| if a > m { a } else { m });
-    chunks.remainder().iter().fold(m, |m, &x| if x > m { x } else { m })
-}
-
 /// `Σ xs` over [`LANES`] lanes combined in a fixed order.
 #[inline(always)]
 fn lane_sum(xs: &[f64]) -> f64 {
@@ -630,7 +605,7 @@ pub(crate) fn tempered_gradient_direct(
         let zero = hj == f64::NEG_INFINITY || (yj > 0.0 && pj == yj);
         out[j] = if zero { f64::NEG_INFINITY } else { x };
     }
-    if lane_max(out) > TEMPERED_DIRECT_HALF_LOG {
+    if row_max_in(out) > TEMPERED_DIRECT_HALF_LOG {
         return false;
     }
     // A_j with the sign of p_j − y_j (positive for y = 0).
@@ -642,7 +617,7 @@ pub(crate) fn tempered_gradient_direct(
     if 0.5 * log1p::ln(total.abs()) > TEMPERED_DIRECT_HALF_LOG {
         return false;
     }
-    let h_max = lane_max(h);
+    let h_max = row_max_in(h);
     for (e, &hj) in escorts.iter_mut().zip(h) {
         *e = exp::exp(2.0 * t2 * (hj - h_max));
     }
@@ -650,7 +625,7 @@ pub(crate) fn tempered_gradient_direct(
     for (o, &e) in out.iter_mut().zip(escorts.iter()) {
         *o -= e / escort_sum * total;
     }
-    let best = h.iter().position(|&v| v == h_max).unwrap_or(0);
+    let best = first_index_of_in(h, h_max).unwrap_or(0);
     out[best] = 0.0;
     let rest = lane_sum(out);
     for o in out.iter_mut() {
