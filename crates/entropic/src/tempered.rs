@@ -412,39 +412,113 @@ pub fn tempered_sigmoid<T: Real>(a: T, t: f64) -> Result<T> {
     p.pop().ok_or(Error::Empty { what: "logits" })
 }
 
-/// Solves `Σ exp_t(z_i − λ') = 1` for the shifted normalizer `λ' ≥ 0`
-/// (`z_i ≤ 0`, `max z_i = 0`, `t ≠ 1`). Returns `(λ', evaluations)`.
-fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize) -> Result<(f64, usize)> {
+/// When [`halley_solve`] may stop (besides a step below the rounding
+/// tolerance, which is always a stop, with the step taken).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// Only there: the reference's solver.
+    Confirmed,
+    /// Also after a Halley step of relative size `≤ PREDICTED_ROOT_STEP`:
+    /// the error after it is of the order of the step cubed (below `2^-60`
+    /// relative), so the caller computes the row at the new `λ` and checks
+    /// the solver's stopping test there instead of spending a pass.
+    Predicted,
+    /// After a step of relative size `≤ COARSE_STEP`: the `f32` first phase,
+    /// whose `λ` is only a starting point.
+    Coarse,
+}
+
+/// The relative step size (in units of `|λ| + 1/Q`, the scale on which `S`
+/// changes by about itself) below which a Halley step's result is taken
+/// as the root, to be checked by the caller: `2^-20`, cubed `2^-60`, a
+/// margin of `2^8` for the constant of the cubic convergence.
+const PREDICTED_ROOT_STEP: f64 = 9.5367431640625e-7;
+
+/// The relative step size that ends the `f32` phase: `2^-18`, above the
+/// `f32` sums' noise (about `2^-20`); one Halley step in `f64` takes a start
+/// this close to within [`PREDICTED_ROOT_STEP`]'s cubed range.
+const COARSE_STEP: f64 = 3.814697265625e-6;
+
+/// The cap on `f32` passes (a starting point only; the `f64` solver goes on
+/// from wherever they stop).
+const COARSE_MAX_PASSES: usize = 6;
+
+/// A root of `S(λ) = Σ exp_t(z_i − λ) = 1` found by [`halley_solve`].
+#[derive(Debug, Clone, Copy)]
+struct Root {
+    lambda: f64,
+    /// Passes over the row.
+    evaluations: usize,
+    /// Whether the last pass found a step below the rounding tolerance
+    /// (otherwise the root was predicted, see [`Stop::Predicted`]).
+    confirmed: bool,
+}
+
+/// The Newton step on `F = log_t S` at a point with sums `S`, `Q = Σp^t`:
+/// `F/(−F') = log_t(S)·S^t/Q`.
+fn newton_step(s: f64, q: f64, t: f64) -> f64 {
     let k = 1.0 - t;
-    let eps = f64::EPSILON;
-    let ln_c = (z.len() as f64).ln();
+    let ln_s = s.ln();
+    (k * ln_s).exp_m1() / k * (t * ln_s).exp() / q
+}
+
+/// A step this small changes `Σp` by about one rounding: converged.
+fn rounding_tolerance(lambda: f64, q: f64) -> f64 {
+    2.0 * f64::EPSILON * lambda.abs() + 0.5 * f64::EPSILON / q
+}
+
+/// The safeguarded Halley iteration for the shifted normalizer `λ' ≥ 0`
+/// (`z_i ≤ 0`, `max z_i = 0`, `t ≠ 1`, `c` entries) from `start`, with
+/// `sums(λ) = (S, Q, R)`, `R = Σ p^{2t−1}`. `Err(residual)` when
+/// `max_iterations` passes did not stop it.
+fn halley_solve(
+    mut sums: impl FnMut(f64) -> (f64, f64, f64),
+    t: f64,
+    c: usize,
+    start: f64,
+    max_iterations: usize,
+    stop: Stop,
+) -> std::result::Result<Root, f64> {
+    let k = 1.0 - t;
+    let ln_c = (c as f64).ln();
     // S(hi) ≤ c·exp_t(−hi) = 1 (equality for equal logits). Widened by far
     // more than its rounding error, so that a Newton step onto the root of
     // an (almost) equal row, itself rounded, stays strictly inside.
     let hi0 = -(-k * ln_c).exp_m1() / k;
     let mut hi = hi0 * (1.0 + 1e-6) + f64::MIN_POSITIVE;
     let mut lo = 0.0_f64;
-    let mut lambda = 0.0_f64;
+    let mut lambda = if (lo..hi).contains(&start) { start } else { 0.0 };
     let mut residual = f64::NAN;
+    let root = |lambda, evaluations, confirmed| {
+        Ok(Root {
+            lambda,
+            evaluations,
+            confirmed,
+        })
+    };
     for it in 1..=max_iterations {
-        let (s, q) = crate::kernels::tempered_sums(z, lambda, t);
+        let (s, q, r) = sums(lambda);
         residual = s - 1.0;
         if s == 1.0 {
-            return Ok((lambda, it));
+            return root(lambda, it, true);
         }
         if s > 1.0 {
             lo = lambda;
         } else {
             hi = lambda;
         }
-        // Newton on F = log_t S: step = F/(−F') = log_t(S)·S^t/Σp^t.
-        let ln_s = s.ln();
-        let step = (k * ln_s).exp_m1() / k * (t * ln_s).exp() / q;
+        // Newton on F = log_t S (h = F/(−F')), with Halley's correction
+        // from F'' (S' = −Q, S'' = t·R): step = h/(1 − h·t·(R − Q²/S)/(2Q)),
+        // used only while the factor is near 1 (cubic convergence near the
+        // root, Newton's step far from it).
+        let h = newton_step(s, q, t);
+        let denominator = 1.0 - h * t * (r - q * q / s) / (2.0 * q);
+        let halley = (0.5..=2.0).contains(&denominator);
+        let step = if halley { h / denominator } else { h };
         let newton = lambda + step;
-        // A step this small changes Σp by about one rounding: converged.
-        let tol = 2.0 * eps * lambda.abs() + 0.5 * eps / q;
+        let tol = rounding_tolerance(lambda, q);
         if step.abs() <= tol {
-            return Ok((if (lo..=hi).contains(&newton) { newton } else { lambda }, it));
+            return root(if (lo..=hi).contains(&newton) { newton } else { lambda }, it, true);
         }
         let inside = |x: f64| x.is_finite() && x > lo && x < hi;
         let next = if inside(newton) {
@@ -457,16 +531,56 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
         };
         let moved = (next - lambda).abs();
         if moved <= tol || hi - lo <= tol {
-            return Ok((next, it));
+            return root(next, it, true);
+        }
+        let relative = moved * q / (lambda.abs() * q + 1.0);
+        let early = match stop {
+            Stop::Confirmed => false,
+            Stop::Predicted => halley && next == newton && relative <= PREDICTED_ROOT_STEP,
+            Stop::Coarse => relative <= COARSE_STEP,
+        };
+        if early {
+            return root(next, it, false);
         }
         lambda = next;
     }
-    Err(Error::NotConverged {
+    Err(residual)
+}
+
+/// The error of a normalizer that hit the iteration cap.
+fn not_converged(row: usize, iterations: usize, residual: f64) -> Error {
+    Error::NotConverged {
         what: "tempered softmax normalizer",
         row,
-        iterations: max_iterations,
+        iterations,
         residual,
-    })
+    }
+}
+
+/// Solves `Σ exp_t(z_i − λ') = 1` for the shifted normalizer `λ' ≥ 0`
+/// (`z_i ≤ 0`, `max z_i = 0`, `t ≠ 1`) in `f64` from `λ' = 0`, to a
+/// confirmed root (the reference). Returns `(λ', evaluations)`.
+fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize) -> Result<(f64, usize)> {
+    let sums = |lambda| crate::kernels::tempered::tempered_sums(z, lambda, t);
+    halley_solve(sums, t, z.len(), 0.0, max_iterations, Stop::Confirmed)
+        .map(|r| (r.lambda, r.evaluations))
+        .map_err(|residual| not_converged(row, max_iterations, residual))
+}
+
+/// The fast path's solver: `f32` passes to a starting point
+/// ([`Stop::Coarse`]), then `f64` Halley steps to a predicted or confirmed
+/// root ([`Stop::Predicted`]); a predicted root is checked by the caller.
+fn solve_shifted_normalizer_fast(z: &[f64], t: f64, max_iterations: usize, row: usize) -> Result<Root> {
+    let sums32 = |lambda| crate::kernels::tempered::tempered_sums32(z, lambda, t);
+    let (start, coarse) = match halley_solve(sums32, t, z.len(), 0.0, COARSE_MAX_PASSES, Stop::Coarse) {
+        Ok(r) => (r.lambda, r.evaluations),
+        Err(_) => (0.0, COARSE_MAX_PASSES),
+    };
+    let sums = |lambda| crate::kernels::tempered::tempered_sums(z, lambda, t);
+    let mut root = halley_solve(sums, t, z.len(), start, max_iterations, Stop::Predicted)
+        .map_err(|residual| not_converged(row, max_iterations, residual))?;
+    root.evaluations += coarse;
+    Ok(root)
 }
 
 fn check_heavy_tail_range(name: &'static str, t: f64, c: usize) -> Result<()> {
@@ -571,8 +685,10 @@ fn normalize_row<T: Real>(
     })
 }
 
-/// Fast-path row normalization in `f64`: writes `p`, `ln p` and `ln p / 2`
-/// and returns the shifted normalizer's iteration count.
+/// Fast-path row normalization in `f64`: writes `p`, `ln p` and `ln p / 2`,
+/// and for `t ≠ 1` the inverse bases `1/(1 + (1−t)(z_i − λ))`; returns
+/// `Q = Σ p_i^t` when those are consistent with `p` (`t ≠ 1` and no entry
+/// replaced by the far-tail formulas), for the fused gradient.
 ///
 /// `ln p / 2` is finite for every positive probability: at `t = 1` a logit
 /// gap beyond `f64::MAX` gives `ln p < −f64::MAX` (`−∞` in `ln_p`), whose
@@ -583,8 +699,13 @@ fn normalize_row_f64(
     max_iterations: usize,
     row_index: usize,
     out: RowBuffers<'_>,
-) -> Result<usize> {
-    let RowBuffers { p, ln_p, half_ln_p } = out;
+) -> Result<Option<f64>> {
+    let RowBuffers {
+        p,
+        ln_p,
+        half_ln_p,
+        inv_base,
+    } = out;
     check_heavy_tail_range("t", t, row.len())?;
     let mu = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a));
     if t == 1.0 {
@@ -606,15 +727,47 @@ fn normalize_row_f64(
             };
             *pi = lpi.exp();
         }
-        return Ok(0);
+        return Ok(None);
     }
     for (pi, &a) in p.iter_mut().zip(row) {
         *pi = a - mu;
     }
-    let (lambda, iterations) = solve_shifted_normalizer(p, t, max_iterations, row_index)?;
-    // ln p and p = e^{ln p} vectorized; `p` still holds z = a − μ on entry.
+    let mut root = solve_shifted_normalizer_fast(p, t, max_iterations, row_index)?;
+    let mut sum_escort;
+    // ln p and p = e^{ln p} vectorized; `p` still holds z = a − μ on entry,
+    // `half_ln_p` holds it from here on (until the loop below).
     half_ln_p.copy_from_slice(p);
-    crate::kernels::tempered_logs_into(half_ln_p, lambda, t, ln_p, p);
+    loop {
+        let (s, q) = crate::kernels::tempered::tempered_logs_into(half_ln_p, root.lambda, t, ln_p, p, inv_base);
+        sum_escort = q;
+        root.evaluations += 1;
+        if root.confirmed || s == 1.0 {
+            break;
+        }
+        let step = newton_step(s, q, t);
+        if step.abs() <= rounding_tolerance(root.lambda, q) {
+            // As the solver's own stop, the last step taken: to first order
+            // where that is exact to rounding, else by one more pass.
+            let moved = crate::kernels::tempered::tempered_step_first_order(step, inv_base, ln_p, p);
+            root.lambda += step;
+            root.confirmed = true;
+            if moved {
+                break;
+            }
+            continue;
+        }
+        // A predicted root that missed (never seen in the tests; kept for
+        // safety): the f64 solver from there, to a confirmed root.
+        let sums = |lambda| crate::kernels::tempered::tempered_sums(half_ln_p, lambda, t);
+        let more = halley_solve(sums, t, row.len(), root.lambda, max_iterations, Stop::Confirmed)
+            .map_err(|residual| not_converged(row_index, max_iterations, residual))?;
+        root = Root {
+            evaluations: root.evaluations + more.evaluations,
+            ..more
+        };
+    }
+    let lambda = root.lambda;
+    let mut fixed = false;
     for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
         if t > 1.0 && *lpi == f64::NEG_INFINITY && a > f64::NEG_INFINITY {
             // A heavy tail has no zero probability: z = a − μ overflowed
@@ -625,10 +778,11 @@ fn normalize_row_f64(
                 ln_exp_t(*hi - lambda, t)
             };
             *pi = lpi.exp();
+            fixed = true;
         }
         *hi = 0.5 * *lpi;
     }
-    Ok(iterations)
+    Ok(if fixed { None } else { Some(sum_escort) })
 }
 
 /// The per-row buffers [`normalize_row_f64`] writes.
@@ -636,6 +790,9 @@ struct RowBuffers<'a> {
     p: &'a mut [f64],
     ln_p: &'a mut [f64],
     half_ln_p: &'a mut [f64],
+    /// `1/(1 + (1−t)(z_i − λ))` (see `kernels::tempered::tempered_logs_into`),
+    /// valid when [`normalize_row_f64`] returns `Some`.
+    inv_base: &'a mut [f64],
 }
 
 /// The bi-tempered logistic loss over a row-major batch of activations
@@ -999,22 +1156,35 @@ impl BiTemperedLogisticLoss {
             let (p, buf) = buf.split_at_mut(c);
             let (ln_p, buf) = buf.split_at_mut(c);
             let (half_ln_p, buf) = buf.split_at_mut(c);
-            let (gr, scales) = buf.split_at_mut(c);
+            let (gr, inv_base) = buf.split_at_mut(c);
             self.labels(&targets64, i, y);
             for (aj, &r) in a.iter_mut().zip(activations.row(i)) {
                 *aj = r.to_f64();
             }
-            let buffers = RowBuffers { p, ln_p, half_ln_p };
-            if let Err(e) = normalize_row_f64(a, t2, self.max_iterations, i, buffers) {
-                let mut f = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if f.as_ref().is_none_or(|(row, _)| i < *row) {
-                    *f = Some((i, e));
+            let buffers = RowBuffers {
+                p,
+                ln_p,
+                half_ln_p,
+                inv_base,
+            };
+            let sum_escort = match normalize_row_f64(a, t2, self.max_iterations, i, buffers) {
+                Ok(q) => q,
+                Err(e) => {
+                    let mut f = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if f.as_ref().is_none_or(|(row, _)| i < *row) {
+                        *f = Some((i, e));
+                    }
+                    return false;
                 }
-                return false;
-            }
-            let mut total = 0.0;
+            };
+            // The unlabelled classes' terms p^{2−t1}/(2−t1), vectorized (their
+            // powers stay in `gr` for the fused gradient), then the others.
+            let mut total = kernels::tempered::tempered_unlabelled_powers_into(ln_p, y, t1, gr) / (2.0 - t1);
             for ((&lp, &h), &yj) in ln_p.iter().zip(half_ln_p.iter()).zip(y.iter()) {
-                total += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY && yj > 0.0 {
+                if yj == 0.0 {
+                    continue;
+                }
+                total += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY {
                     // p > 0 with ln p below −f64::MAX (t2 = 1, a logit gap
                     // beyond the range): y·(ln y − ln p) − y + p with p = 0
                     // and ln p = 2h; finite for a small enough label.
@@ -1025,8 +1195,13 @@ impl BiTemperedLogisticLoss {
             }
             loss[0] = total;
             if let Some(g) = g {
-                if !kernels::tempered_gradient_direct(p, half_ln_p, y, (t1, t2), scale, gr, scales) {
-                    row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, scales);
+                let fused = sum_escort.is_some_and(|q| {
+                    kernels::tempered::tempered_gradient_fused(p, ln_p, inv_base, y, (t1, q), scale, gr)
+                });
+                if !fused
+                    && !kernels::tempered::tempered_gradient_direct(p, half_ln_p, y, (t1, t2), scale, gr, inv_base)
+                {
+                    row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, inv_base);
                 }
                 for (dst, &v) in g.iter_mut().zip(gr.iter()) {
                     *dst = T::round_from(v);
@@ -1188,7 +1363,7 @@ fn row_gradient(
     // Logs (halved) up to this bound are exponentiated directly (below it a
     // term underflows, as it would in any evaluation; only overflow is
     // rescaled, so that ordinary rows keep the direct evaluation's bits).
-    const DIRECT_HALF_LOG: f64 = kernels::TEMPERED_DIRECT_HALF_LOG;
+    const DIRECT_HALF_LOG: f64 = kernels::tempered::TEMPERED_DIRECT_HALF_LOG;
     let rescale = |x: f64| if x > DIRECT_HALF_LOG { x } else { 0.0 };
     let d = t2 - t1;
     let h_max = half_ln_p.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));

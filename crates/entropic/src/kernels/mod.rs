@@ -22,6 +22,7 @@ pub(crate) mod exp32;
 pub(crate) mod log1p;
 pub(crate) mod logistic32;
 pub(crate) mod rows;
+pub(crate) mod tempered;
 
 use multiversion::multiversion;
 
@@ -35,6 +36,16 @@ pub(crate) const LANES: usize = 8;
 #[inline(always)]
 fn combine(acc: [f64; LANES]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// Knuth's TwoSum into a running sum `s` and its compensation `c`
+/// (`s + e = u + error` exactly; the error is added to `c`).
+#[inline(always)]
+pub(crate) fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
+    let u = *s + e;
+    let bp = u - *s;
+    *c += (*s - (u - bp)) + (e - bp);
+    *s = u;
 }
 
 /// `max_i z_i` of a row in `f64` (`−∞` for an all-`−∞` row; NaN entries are
@@ -86,13 +97,6 @@ pub(crate) fn first_index_of_in<T: Float>(row: &[T], m: f64) -> Option<usize> {
 /// the vector code. A NaN or `+∞` entry makes the sum NaN or `+∞`.
 #[inline(always)]
 pub(crate) fn exp_shifted_in<T: Float>(row: &[T], m: f64, out: &mut [f64]) -> (f64, f64) {
-    #[inline(always)]
-    fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
-        let t = *s + e;
-        let bp = t - *s;
-        *c += (*s - (t - bp)) + (e - bp);
-        *s = t;
-    }
     #[inline(always)]
     fn chunk(z: &[f64; LANES], m: f64, acc: &mut [f64; LANES], comp: &mut [f64; LANES], d: &mut [f64; LANES]) {
         for (((a, c), e), &z) in acc.iter_mut().zip(comp.iter_mut()).zip(d.iter_mut()).zip(z) {
@@ -475,88 +479,9 @@ pub(crate) fn cross_entropy_class_row_f32(
     Some(loss)
 }
 
-/// `(Σ_i exp_t(z_i − λ), Σ_i exp_t(z_i − λ)^t)` for the tempered-softmax
-/// normalizer (`t ≠ 1`), vectorized: `exp_t(x) = e^{ln1p((1−t)x)/(1−t)}` with
-/// the branch-free [`log1p::ln_1p`] and [`exp::exp`] (≤ 2 and ≤ 1 ulp), and
-/// `exp_t^t = exp_t/(1 + (1−t)x)`; `0` outside the finite support and at
-/// `z = −∞`. The first sum is [`LANES`] TwoSum lanes with their rounding
-/// errors kept (as [`exp_shifted_in`]), the second plain lanes (it only
-/// scales a Newton step); both combined in a fixed order.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64) {
-    #[inline(always)]
-    fn two_sum(s: &mut f64, c: &mut f64, e: f64) {
-        let u = *s + e;
-        let bp = u - *s;
-        *c += (*s - (u - bp)) + (e - bp);
-        *s = u;
-    }
-    #[inline(always)]
-    fn pair(zi: f64, lambda: f64, t: f64) -> (f64, f64) {
-        let k = 1.0 - t;
-        let kx = k * (zi - lambda);
-        let outside = kx <= -1.0 || zi == f64::NEG_INFINITY;
-        let p = exp::exp(log1p::ln_1p(kx) / k);
-        let pt = p / (1.0 + kx);
-        if outside { (0.0, 0.0) } else { (p, pt) }
-    }
-    // Blocks through stack buffers: a plain map loop (which the loop
-    // vectorizer handles; one fused loop over lane arrays stayed scalar),
-    // then the lane sums over the block (padded with zeros).
-    const BLOCK: usize = 256;
-    let (mut acc, mut comp, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    let (mut pb, mut qb) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
-    for block in z.chunks(BLOCK) {
-        let len = block.len().div_ceil(LANES) * LANES;
-        for ((p, pt), &zi) in pb.iter_mut().zip(qb.iter_mut()).zip(block) {
-            (*p, *pt) = pair(zi, lambda, t);
-        }
-        pb[block.len()..len].fill(0.0);
-        qb[block.len()..len].fill(0.0);
-        for (pc, qc) in pb[..len].chunks_exact(LANES).zip(qb[..len].chunks_exact(LANES)) {
-            for ((((a, c), ql), &p), &pt) in acc.iter_mut().zip(comp.iter_mut()).zip(q.iter_mut()).zip(pc).zip(qc) {
-                two_sum(a, c, p);
-                *ql += pt;
-            }
-        }
-    }
-    let (mut s, mut c) = (0.0, combine(comp));
-    for a in acc {
-        two_sum(&mut s, &mut c, a);
-    }
-    (s + c, combine(q))
-}
-
-/// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
-/// outside the finite support and at `z_i = −∞`) and `p_i = e^{ln p_i}`,
-/// as vectorized map loops ([`log1p::ln_1p`], [`exp::exp`]). Where
-/// `(1−t)(z_i − λ)` overflows (`t > 1`, `|z_i|` near `f64::MAX`) the log
-/// comes out `−∞` here; the caller replaces those entries.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn tempered_logs_into(z: &[f64], lambda: f64, t: f64, ln_p: &mut [f64], p: &mut [f64]) {
-    let k = 1.0 - t;
-    for (lp, &zi) in ln_p.iter_mut().zip(z) {
-        let ku = k * (zi - lambda);
-        let l = log1p::ln_1p(ku) / k;
-        *lp = if ku <= -1.0 || zi == f64::NEG_INFINITY || l.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            l
-        };
-    }
-    for (pi, &lp) in p.iter_mut().zip(ln_p.iter()) {
-        *pi = exp::exp(lp);
-    }
-}
-
-/// Halved logs up to which the bi-tempered gradient is evaluated directly
-/// (`tempered::row_gradient` rescales an entry only beyond it, and then
-/// takes the general path).
-pub(crate) const TEMPERED_DIRECT_HALF_LOG: f64 = 300.0;
-
 /// `Σ xs` over [`LANES`] lanes combined in a fixed order.
 #[inline(always)]
-fn lane_sum(xs: &[f64]) -> f64 {
+pub(crate) fn lane_sum(xs: &[f64]) -> f64 {
     let mut acc = [0.0; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for ch in &mut chunks {
@@ -568,69 +493,4 @@ fn lane_sum(xs: &[f64]) -> f64 {
         *a += x;
     }
     combine(acc)
-}
-
-/// The bi-tempered gradient of one row in the ordinary range, vectorized:
-/// `g_i = scale·(A_i − ẽ_i·Σ_j A_j)` with `A_j = (p_j − y_j)·p_j^{t2−t1}`
-/// formed as `±e^{2X_j}`, `X_j = ln|p_j − y_j|/2 + (t2 − t1)·h_j` (the same
-/// halved logs as `tempered::row_gradient`, with the branch-free
-/// [`log1p::ln`] and [`exp::exp`]), the escorts `ẽ_i = e^{2t2(h_i − h_max)}/E`,
-/// and the argmax entry as `−Σ_{i≠best} g_i`. Returns false, leaving `out`
-/// to be overwritten, when a term needs rescaling (`max X_j` or
-/// `ln|Σ A_j|/2` above [`TEMPERED_DIRECT_HALF_LOG`]): the caller then takes
-/// the general log-space path. `escorts` is scratch of the row's length.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn tempered_gradient_direct(
-    p: &[f64],
-    half_ln_p: &[f64],
-    y: &[f64],
-    (t1, t2): (f64, f64),
-    scale: f64,
-    out: &mut [f64],
-    escorts: &mut [f64],
-) -> bool {
-    let c = p.len();
-    let (h, y, out, escorts) = (&half_ln_p[..c], &y[..c], &mut out[..c], &mut escorts[..c]);
-    let d = t2 - t1;
-    // X_j: ln|p − 0|/2 is h itself for y = 0 (p may underflow); ln y where
-    // p underflowed below a positive label; −∞ for a true zero.
-    for j in 0..c {
-        let (pj, hj, yj) = (p[j], h[j], y[j]);
-        let arg = if pj == 0.0 { yj } else { (pj - yj).abs() };
-        let x = if yj == 0.0 {
-            hj + d * hj
-        } else {
-            0.5 * log1p::ln(arg) + d * hj
-        };
-        let zero = hj == f64::NEG_INFINITY || (yj > 0.0 && pj == yj);
-        out[j] = if zero { f64::NEG_INFINITY } else { x };
-    }
-    if row_max_in(out) > TEMPERED_DIRECT_HALF_LOG {
-        return false;
-    }
-    // A_j with the sign of p_j − y_j (positive for y = 0).
-    for j in 0..c {
-        let sign = if y[j] == 0.0 || p[j] > y[j] { 1.0 } else { -1.0 };
-        out[j] = sign * exp::exp(2.0 * out[j]);
-    }
-    let total = lane_sum(out);
-    if 0.5 * log1p::ln(total.abs()) > TEMPERED_DIRECT_HALF_LOG {
-        return false;
-    }
-    let h_max = row_max_in(h);
-    for (e, &hj) in escorts.iter_mut().zip(h) {
-        *e = exp::exp(2.0 * t2 * (hj - h_max));
-    }
-    let escort_sum = lane_sum(escorts);
-    for (o, &e) in out.iter_mut().zip(escorts.iter()) {
-        *o -= e / escort_sum * total;
-    }
-    let best = first_index_of_in(h, h_max).unwrap_or(0);
-    out[best] = 0.0;
-    let rest = lane_sum(out);
-    for o in out.iter_mut() {
-        *o *= scale;
-    }
-    out[best] = -rest * scale;
-    true
 }

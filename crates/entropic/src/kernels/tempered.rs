@@ -1,0 +1,342 @@
+//! The tempered-softmax normalizer's passes over a row and the
+//! bi-tempered gradient, vectorized (see `crate::tempered` for the solver
+//! and the general log-space paths).
+
+use multiversion::multiversion;
+
+use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, row_max_in, two_sum};
+
+/// `(Σ_i exp_t(z_i − λ), Σ_i exp_t(z_i − λ)^t)` for the tempered-softmax
+/// normalizer (`t ≠ 1`), vectorized: `exp_t(x) = e^{ln1p((1−t)x)/(1−t)}` with
+/// the branch-free [`log1p::ln_1p`] and [`exp::exp`] (≤ 2 and ≤ 1 ulp), and
+/// `exp_t^t = exp_t/(1 + (1−t)x)`; `0` outside the finite support and at
+/// `z = −∞`. The first sum is [`LANES`] TwoSum lanes with their rounding
+/// errors kept (as [`exp_shifted_in`]), the second plain lanes (it only
+/// scales a Newton step); both combined in a fixed order.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
+    #[inline(always)]
+    fn powers(zi: f64, lambda: f64, t: f64) -> (f64, f64, f64) {
+        let k = 1.0 - t;
+        let kx = k * (zi - lambda);
+        let outside = kx <= -1.0 || zi == f64::NEG_INFINITY;
+        let p = exp::exp(log1p::ln_1p(kx) / k);
+        let pt = p / (1.0 + kx);
+        let pr = pt / (1.0 + kx);
+        if outside { (0.0, 0.0, 0.0) } else { (p, pt, pr) }
+    }
+    // Blocks through stack buffers: a plain map loop (which the loop
+    // vectorizer handles; one fused loop over lane arrays stayed scalar),
+    // then the lane sums over the block (padded with zeros).
+    const BLOCK: usize = 256;
+    let (mut acc, mut comp, mut q, mut r) = ([0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut pb, mut qb, mut rb) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
+    for block in z.chunks(BLOCK) {
+        let len = block.len().div_ceil(LANES) * LANES;
+        for (((p, pt), pr), &zi) in pb.iter_mut().zip(qb.iter_mut()).zip(rb.iter_mut()).zip(block) {
+            (*p, *pt, *pr) = powers(zi, lambda, t);
+        }
+        pb[block.len()..len].fill(0.0);
+        qb[block.len()..len].fill(0.0);
+        rb[block.len()..len].fill(0.0);
+        for ((pc, qc), rc) in pb[..len]
+            .chunks_exact(LANES)
+            .zip(qb[..len].chunks_exact(LANES))
+            .zip(rb[..len].chunks_exact(LANES))
+        {
+            for i in 0..LANES {
+                two_sum(&mut acc[i], &mut comp[i], pc[i]);
+                q[i] += qc[i];
+                r[i] += rc[i];
+            }
+        }
+    }
+    let (mut s, mut c) = (0.0, combine(comp));
+    for a in acc {
+        two_sum(&mut s, &mut c, a);
+    }
+    (s + c, combine(q), combine(r))
+}
+
+/// [`tempered_sums`] in `f32` arithmetic (8 lanes with AVX2), for the first
+/// phase of the normalizer's solver, whose `λ` is only a starting point:
+/// `x = z_i − λ` is formed in `f64` and rounded, then
+/// `p = e^{ln(1 + (1−t)x)/(1−t)}` with [`log1p::ln32`] and
+/// [`exp32::exp_nonpositive`], `p^t = p/(1 + (1−t)x)` and
+/// `p^{2t−1} = p^t/(1 + (1−t)x)`, summed in `f64` lanes. The sums are within
+/// about `2^-20` relative of the exact ones (`f32` roundings, and `ln` near
+/// `1 + (1−t)x ≈ 1` loses up to `2^-24/|(1−t)x|` relative; those entries
+/// are near the top, `p ≈ 1`, where it does not matter for a start).
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
+    let k = (1.0 - t) as f32;
+    let inv_k = 1.0 / k;
+    const BLOCK: usize = 256;
+    let (mut s, mut q, mut r) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut pb, mut qb, mut rb) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let mut xb = [0.0f32; BLOCK];
+    for block in z.chunks(BLOCK) {
+        let len = block.len().div_ceil(LANES) * LANES;
+        // Two loops, so that the f32 one runs 8 lanes wide (a loop reading
+        // f64 runs 4 wide).
+        for (x, &zi) in xb.iter_mut().zip(block) {
+            *x = (zi - lambda) as f32;
+        }
+        for (((p, pt), pr), &x) in pb
+            .iter_mut()
+            .zip(qb.iter_mut())
+            .zip(rb.iter_mut())
+            .zip(&xb[..block.len()])
+        {
+            let base = k.mul_add(x, 1.0);
+            let e = exp32::exp_nonpositive(log1p::ln32(base) * inv_k);
+            let inv = 1.0 / base;
+            // Subnormal bases (p below f32's range anyway) count as outside.
+            let outside = base < f32::MIN_POSITIVE || x == f32::NEG_INFINITY;
+            let (v, vt) = (e, e * inv);
+            (*p, *pt, *pr) = if outside { (0.0, 0.0, 0.0) } else { (v, vt, vt * inv) };
+        }
+        pb[block.len()..len].fill(0.0);
+        qb[block.len()..len].fill(0.0);
+        rb[block.len()..len].fill(0.0);
+        for ((pc, qc), rc) in pb[..len]
+            .chunks_exact(LANES)
+            .zip(qb[..len].chunks_exact(LANES))
+            .zip(rb[..len].chunks_exact(LANES))
+        {
+            for i in 0..LANES {
+                s[i] += f64::from(pc[i]);
+                q[i] += f64::from(qc[i]);
+                r[i] += f64::from(rc[i]);
+            }
+        }
+    }
+    (combine(s), combine(q), combine(r))
+}
+
+/// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
+/// outside the finite support and at `z_i = −∞`) and `p_i = e^{ln p_i}`,
+/// as vectorized map loops ([`log1p::ln_1p`], [`exp::exp`]). Where
+/// `(1−t)(z_i − λ)` overflows (`t > 1`, `|z_i|` near `f64::MAX`) the log
+/// comes out `−∞` here; the caller replaces those entries.
+///
+/// Also writes `1/b_i` with `b_i = 1 + (1−t)(z_i − λ)` (so that
+/// `p_i^t = p_i/b_i`; `0` where `b_i ≤ 0`, outside the support, or
+/// `b_i = +∞`), and returns `(Σ p_i, Σ p_i^t)` at this `λ` as
+/// [`tempered_sums`] forms them (TwoSum lanes, plain lanes), so that the
+/// solver can check a root it predicted without another pass.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_logs_into(
+    z: &[f64],
+    lambda: f64,
+    t: f64,
+    ln_p: &mut [f64],
+    p: &mut [f64],
+    inv_base: &mut [f64],
+) -> (f64, f64) {
+    let k = 1.0 - t;
+    for (lp, &zi) in ln_p.iter_mut().zip(z) {
+        let ku = k * (zi - lambda);
+        let l = log1p::ln_1p(ku) / k;
+        *lp = if ku <= -1.0 || zi == f64::NEG_INFINITY || l.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            l
+        };
+    }
+    for (pi, &lp) in p.iter_mut().zip(ln_p.iter()) {
+        *pi = exp::exp(lp);
+    }
+    const BLOCK: usize = 256;
+    let (mut acc, mut comp, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut pb, mut qb) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+    for ((zs, ps), is) in z.chunks(BLOCK).zip(p.chunks(BLOCK)).zip(inv_base.chunks_mut(BLOCK)) {
+        let len = zs.len().div_ceil(LANES) * LANES;
+        for ((((pc, qc), &zi), &pi), inv) in pb.iter_mut().zip(qb.iter_mut()).zip(zs).zip(ps).zip(is) {
+            let base = 1.0 + k * (zi - lambda);
+            *inv = if base > 0.0 { 1.0 / base } else { 0.0 };
+            *pc = pi;
+            *qc = pi * *inv;
+        }
+        pb[zs.len()..len].fill(0.0);
+        qb[zs.len()..len].fill(0.0);
+        for (pc, qc) in pb[..len].chunks_exact(LANES).zip(qb[..len].chunks_exact(LANES)) {
+            for i in 0..LANES {
+                two_sum(&mut acc[i], &mut comp[i], pc[i]);
+                q[i] += qc[i];
+            }
+        }
+    }
+    let (mut s, mut c) = (0.0, combine(comp));
+    for a in acc {
+        two_sum(&mut s, &mut c, a);
+    }
+    (s + c, combine(q))
+}
+
+/// Halved logs up to which the bi-tempered gradient is evaluated directly
+/// (`tempered::row_gradient` rescales an entry only beyond it, and then
+/// takes the general path).
+pub(crate) const TEMPERED_DIRECT_HALF_LOG: f64 = 300.0;
+
+/// The bi-tempered gradient of one row in the ordinary range, vectorized:
+/// `g_i = scale·(A_i − ẽ_i·Σ_j A_j)` with `A_j = (p_j − y_j)·p_j^{t2−t1}`
+/// formed as `±e^{2X_j}`, `X_j = ln|p_j − y_j|/2 + (t2 − t1)·h_j` (the same
+/// halved logs as `tempered::row_gradient`, with the branch-free
+/// [`log1p::ln`] and [`exp::exp`]), the escorts `ẽ_i = e^{2t2(h_i − h_max)}/E`,
+/// and the argmax entry as `−Σ_{i≠best} g_i`. Returns false, leaving `out`
+/// to be overwritten, when a term needs rescaling (`max X_j` or
+/// `ln|Σ A_j|/2` above [`TEMPERED_DIRECT_HALF_LOG`]): the caller then takes
+/// the general log-space path. `escorts` is scratch of the row's length.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_gradient_direct(
+    p: &[f64],
+    half_ln_p: &[f64],
+    y: &[f64],
+    (t1, t2): (f64, f64),
+    scale: f64,
+    out: &mut [f64],
+    escorts: &mut [f64],
+) -> bool {
+    let c = p.len();
+    let (h, y, out, escorts) = (&half_ln_p[..c], &y[..c], &mut out[..c], &mut escorts[..c]);
+    let d = t2 - t1;
+    // X_j: ln|p − 0|/2 is h itself for y = 0 (p may underflow); ln y where
+    // p underflowed below a positive label; −∞ for a true zero.
+    for j in 0..c {
+        let (pj, hj, yj) = (p[j], h[j], y[j]);
+        let arg = if pj == 0.0 { yj } else { (pj - yj).abs() };
+        let x = if yj == 0.0 {
+            hj + d * hj
+        } else {
+            0.5 * log1p::ln(arg) + d * hj
+        };
+        let zero = hj == f64::NEG_INFINITY || (yj > 0.0 && pj == yj);
+        out[j] = if zero { f64::NEG_INFINITY } else { x };
+    }
+    if row_max_in(out) > TEMPERED_DIRECT_HALF_LOG {
+        return false;
+    }
+    // A_j with the sign of p_j − y_j (positive for y = 0).
+    for j in 0..c {
+        let sign = if y[j] == 0.0 || p[j] > y[j] { 1.0 } else { -1.0 };
+        out[j] = sign * exp::exp(2.0 * out[j]);
+    }
+    let total = lane_sum(out);
+    if 0.5 * log1p::ln(total.abs()) > TEMPERED_DIRECT_HALF_LOG {
+        return false;
+    }
+    let h_max = row_max_in(h);
+    for (e, &hj) in escorts.iter_mut().zip(h) {
+        *e = exp::exp(2.0 * t2 * (hj - h_max));
+    }
+    let escort_sum = lane_sum(escorts);
+    for (o, &e) in out.iter_mut().zip(escorts.iter()) {
+        *o -= e / escort_sum * total;
+    }
+    let best = first_index_of_in(h, h_max).unwrap_or(0);
+    out[best] = 0.0;
+    let rest = lane_sum(out);
+    for o in out.iter_mut() {
+        *o *= scale;
+    }
+    out[best] = -rest * scale;
+    true
+}
+
+/// Moves a row computed at `λ` to `λ + δ` to first order, for a step `δ`
+/// within rounding of `λ`: `ln p_i −= δ/b_i`, `p_i −= p_i·δ/b_i` (from
+/// `d ln p_i/dλ = −p_i^{t−1} = −1/b_i`; `inv_base` holds `1/b_i`, `0`
+/// outside the support, where nothing moves). The dropped second-order
+/// term is `(δ/b_i)²/2` relative; returns false, changing nothing, when some
+/// `|δ/b_i|` exceeds `2^-27` (a base near the edge of a finite support),
+/// so that it stays below `2^-55`: the caller then recomputes the row.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_step_first_order(delta: f64, inv_base: &[f64], ln_p: &mut [f64], p: &mut [f64]) -> bool {
+    const MAX_RELATIVE_MOVE: f64 = 7.450580596923828e-9;
+    if row_max_in(inv_base) * delta.abs() > MAX_RELATIVE_MOVE {
+        return false;
+    }
+    for ((lp, pi), &inv) in ln_p.iter_mut().zip(p.iter_mut()).zip(inv_base) {
+        let d = delta * inv;
+        *lp -= d;
+        *pi -= *pi * d;
+    }
+    true
+}
+
+/// `v_i = p_i^{2−t1} = e^{(2−t1)·ln p_i}` for the classes with `y_i = 0`
+/// (`0` for the others and where `ln p_i = −∞`), written to `out`, and
+/// `Σ v_i`: the bi-tempered loss terms of the unlabelled classes are
+/// `v_i/(2−t1)` (the `y = 0` case of `tempered::class_term`), vectorized.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_unlabelled_powers_into(ln_p: &[f64], y: &[f64], t1: f64, out: &mut [f64]) -> f64 {
+    let a = 2.0 - t1;
+    for ((o, &lp), &yj) in out.iter_mut().zip(ln_p).zip(y) {
+        let v = exp::exp(a * lp);
+        *o = if yj == 0.0 { v } else { 0.0 };
+    }
+    lane_sum(out)
+}
+
+/// The bi-tempered gradient of one row in the ordinary range from the
+/// normalizer's last pass (`t2 ≠ 1`), vectorized: `g_i = scale·(A_i − ẽ_i·Σ_j A_j)`
+/// with `A_j = (p_j − y_j)·p_j^{t2−t1}` and the escort `ẽ_j = p_j^{t2}/Q`,
+/// where `p_j^{t2} = p_j/b_j` (`inv_base` holds `1/b_j`, `Q = Σ_j p_j/b_j`,
+/// both from [`tempered_logs_into`]): `A_j = v_j/b_j` for `y_j = 0` (`v_j =
+/// p_j^{2−t1}` in `out` on entry, from [`tempered_unlabelled_powers_into`]),
+/// else `(p_j − y_j)·e^{(1−t1)·ln p_j}/b_j`; `A_j = 0` where `ln p_j = −∞`
+/// (a true zero, locally constant) or `p_j = y_j`. The argmax entry is
+/// `−Σ_{i≠best} g_i`. Returns false, leaving `out` to be overwritten, when
+/// some `|A_j|` is not below `e^{2·TEMPERED_DIRECT_HALF_LOG}` (or is NaN):
+/// the caller then takes the general log-space path.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_gradient_fused(
+    p: &[f64],
+    ln_p: &[f64],
+    inv_base: &[f64],
+    y: &[f64],
+    (t1, q): (f64, f64),
+    scale: f64,
+    out: &mut [f64],
+) -> bool {
+    let c = p.len();
+    let (ln_p, inv_base, y, out) = (&ln_p[..c], &inv_base[..c], &y[..c], &mut out[..c]);
+    for j in 0..c {
+        out[j] *= inv_base[j];
+    }
+    for j in 0..c {
+        if y[j] != 0.0 {
+            let (pj, lp) = (p[j], ln_p[j]);
+            out[j] = if lp == f64::NEG_INFINITY || pj == y[j] {
+                0.0
+            } else {
+                (pj - y[j]) * exp::exp((1.0 - t1) * lp) * inv_base[j]
+            };
+        }
+    }
+    let limit = (2.0 * TEMPERED_DIRECT_HALF_LOG).exp();
+    // Counts of entries not below the limit (NaN compares false).
+    let mut beyond = [0.0f64; LANES];
+    for ch in out.chunks(LANES) {
+        for (b, &a) in beyond.iter_mut().zip(ch) {
+            *b += if a.abs() < limit { 0.0 } else { 1.0 };
+        }
+    }
+    if beyond.iter().any(|&b| b != 0.0) {
+        return false;
+    }
+    let total = lane_sum(out);
+    let ratio = total / q;
+    for j in 0..c {
+        out[j] -= p[j] * inv_base[j] * ratio;
+    }
+    let best = first_index_of_in(ln_p, row_max_in(ln_p)).unwrap_or(0);
+    out[best] = 0.0;
+    let rest = lane_sum(out);
+    for o in out.iter_mut() {
+        *o *= scale;
+    }
+    out[best] = -rest * scale;
+    true
+}
