@@ -709,7 +709,8 @@ fn normalize_row_f64(
         inv_base,
     } = out;
     check_heavy_tail_range("t", t, row.len())?;
-    let mu = row.iter().fold(f64::NEG_INFINITY, |m, &a| m.max(a));
+    // Rows are validated (no NaN): the lane max is the plain max.
+    let mu = crate::kernels::row_max_in(row);
     if t == 1.0 {
         // As the generic shifted log-sum: ln_1p of the sum without the max term.
         let best = row.iter().position(|&a| a == mu).unwrap_or(0);
