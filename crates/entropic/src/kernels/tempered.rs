@@ -6,15 +6,23 @@ use multiversion::multiversion;
 
 use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, row_max_in, two_sum};
 
-/// `(Σ_i exp_t(z_i − λ), Σ_i exp_t(z_i − λ)^t)` for the tempered-softmax
-/// normalizer (`t ≠ 1`), vectorized: `exp_t(x) = e^{ln1p((1−t)x)/(1−t)}` with
-/// the branch-free [`log1p::ln_1p`] and [`exp::exp`] (≤ 2 and ≤ 1 ulp), and
-/// `exp_t^t = exp_t/(1 + (1−t)x)`; `0` outside the finite support and at
-/// `z = −∞`. The first sum is [`LANES`] TwoSum lanes with their rounding
-/// errors kept (as [`exp_shifted_in`]), the second plain lanes (it only
-/// scales a Newton step); both combined in a fixed order.
+/// `(S − 1, Q, R)` with `S = Σ_i exp_t(z_i − λ)`, `Q = Σ_i exp_t(z_i − λ)^t`
+/// and `R = Σ_i exp_t(z_i − λ)^{2t−1}` for the tempered-softmax normalizer
+/// (`t ≠ 1`, shifted logits `z ≤ 0` of which `top` are exactly 0),
+/// vectorized: `exp_t(x) = e^{ln1p((1−t)x)/(1−t)}` with the branch-free
+/// [`log1p::ln_1p`] and [`exp::exp`] (≤ 2 and ≤ 1 ulp), `exp_t^t =
+/// exp_t/b` and `exp_t^{2t−1} = exp_t/b²` (`b = 1 + (1−t)x`); `0` outside the
+/// finite support and at `z = −∞`.
+///
+/// The residual `S − 1` is formed as [`top_residual`] plus the sum of the
+/// other entries (TwoSum lanes with their rounding errors kept, as
+/// [`super::exp_shifted_in`]), not as a rounded `S` minus 1: near a root
+/// with one dominant entry (`p_top ≈ 1`) the residual is then resolved far
+/// below `ε`, as the softmax's `ln(1 + Σ_{j≠max} e^{z_j − m})` is. `Q` and
+/// `R` (which only scale a step) are plain lanes; all combined in a fixed
+/// order.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
+pub(crate) fn tempered_sums(z: &[f64], top: usize, lambda: f64, t: f64) -> (f64, f64, f64) {
     #[inline(always)]
     fn powers(zi: f64, lambda: f64, t: f64) -> (f64, f64, f64) {
         let k = 1.0 - t;
@@ -36,6 +44,8 @@ pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
         let len = block.len().div_ceil(LANES) * LANES;
         for (((p, pt), pr), &zi) in pb.iter_mut().zip(qb.iter_mut()).zip(rb.iter_mut()).zip(block) {
             (*p, *pt, *pr) = powers(zi, lambda, t);
+            // The top entries' p − 1 is added apart (`top_residual`).
+            *p = if zi == 0.0 { 0.0 } else { *p };
         }
         pb[block.len()..len].fill(0.0);
         qb[block.len()..len].fill(0.0);
@@ -52,14 +62,25 @@ pub(crate) fn tempered_sums(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
             }
         }
     }
-    let (mut s, mut c) = (0.0, combine(comp));
+    let (mut s, mut c) = (top_residual(top, lambda, t), combine(comp));
     for a in acc {
         two_sum(&mut s, &mut c, a);
     }
     (s + c, combine(q), combine(r))
 }
 
-/// [`tempered_sums`] in `f32` arithmetic (8 lanes with AVX2), for the first
+/// `top·exp_t(−λ) − 1` for the `top` entries with `z = 0`, as
+/// `(top − 1) + top·expm1(ln1p(−(1−t)λ)/(1−t))` (`libm`'s `ln_1p` and
+/// `exp_m1`): accurate relative to itself for one top entry, where the
+/// rounded `exp_t(−λ) ≈ 1` would carry an absolute error near `ε`.
+pub(crate) fn top_residual(top: usize, lambda: f64, t: f64) -> f64 {
+    let k = 1.0 - t;
+    let m = top as f64;
+    (m - 1.0) + m * ((-k * lambda).ln_1p() / k).exp_m1()
+}
+
+/// [`tempered_sums`] in `f32` arithmetic (8 lanes with AVX2; `S − 1` as the
+/// `f32`-accurate `S` minus 1), for the first
 /// phase of the normalizer's solver, whose `λ` is only a starting point:
 /// `x = z_i − λ` is formed in `f64` and rounded, then
 /// `p = e^{ln(1 + (1−t)x)/(1−t)}` with [`log1p::ln32`] and
@@ -114,7 +135,7 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
             }
         }
     }
-    (combine(s), combine(q), combine(r))
+    (combine(s) - 1.0, combine(q), combine(r))
 }
 
 /// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
@@ -125,12 +146,13 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
 ///
 /// Also writes `1/b_i` with `b_i = 1 + (1−t)(z_i − λ)` (so that
 /// `p_i^t = p_i/b_i`; `0` where `b_i ≤ 0`, outside the support, or
-/// `b_i = +∞`), and returns `(Σ p_i, Σ p_i^t)` at this `λ` as
-/// [`tempered_sums`] forms them (TwoSum lanes, plain lanes), so that the
+/// `b_i = +∞`), and returns `(Σ p_i − 1, Σ p_i^t)` at this `λ` as
+/// [`tempered_sums`] forms them (`top` entries with `z = 0`), so that the
 /// solver can check a root it predicted without another pass.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
 pub(crate) fn tempered_logs_into(
     z: &[f64],
+    top: usize,
     lambda: f64,
     t: f64,
     ln_p: &mut [f64],
@@ -158,7 +180,7 @@ pub(crate) fn tempered_logs_into(
         for ((((pc, qc), &zi), &pi), inv) in pb.iter_mut().zip(qb.iter_mut()).zip(zs).zip(ps).zip(is) {
             let base = 1.0 + k * (zi - lambda);
             *inv = if base > 0.0 { 1.0 / base } else { 0.0 };
-            *pc = pi;
+            *pc = if zi == 0.0 { 0.0 } else { pi };
             *qc = pi * *inv;
         }
         pb[zs.len()..len].fill(0.0);
@@ -170,7 +192,7 @@ pub(crate) fn tempered_logs_into(
             }
         }
     }
-    let (mut s, mut c) = (0.0, combine(comp));
+    let (mut s, mut c) = (top_residual(top, lambda, t), combine(comp));
     for a in acc {
         two_sum(&mut s, &mut c, a);
     }
@@ -379,9 +401,11 @@ mod tests {
             for (c, spread) in [(10, 8.0), (1000, 8.0), (1000, 100.0), (100, 1e4)] {
                 let z = row(c, spread, seed as u64 + 1);
                 for lambda in [0.0, 0.01, 0.3] {
-                    let (s, q, r) = tempered_sums(&z, lambda, t);
+                    let top = z.iter().filter(|&&x| x == 0.0).count();
+                    let (s, q, r) = tempered_sums(&z, top, lambda, t);
                     let (s32, q32, r32) = tempered_sums32(&z, lambda, t);
-                    for (i, (a, b)) in [(s, s32), (q, q32), (r, r32)].into_iter().enumerate() {
+                    // S from the residuals S − 1.
+                    for (i, (a, b)) in [(1.0 + s, 1.0 + s32), (q, q32), (r, r32)].into_iter().enumerate() {
                         worst[i] = worst[i].max((a - b).abs() / a);
                         let off = b * (1.0 + 16.0 * bounds[i]);
                         assert!((a - off).abs() / a > bounds[i]);
@@ -411,9 +435,9 @@ mod tests {
             let delta = 2f64.powi(-50);
             let c = z.len();
             let (mut lp, mut p, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-            tempered_logs_into(&z, lambda, t, &mut lp, &mut p, &mut inv);
+            tempered_logs_into(&z, 1, lambda, t, &mut lp, &mut p, &mut inv);
             let (mut lp2, mut p2, mut inv2) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-            tempered_logs_into(&z, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
+            tempered_logs_into(&z, 1, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
             assert!(tempered_step_first_order(delta, &inv, &mut lp, &mut p));
             for j in 0..c {
                 if p2[j] > 0.0 {
