@@ -611,3 +611,55 @@ fn tempered_normalizer_is_solved_to_the_working_precision() {
         assert!(residual <= 2f64.powi(-200), "t = {t}: |Σp − 1| = {residual:e}");
     }
 }
+
+/// Confident rows, where one probability is within `1e-8` of 1: the loss
+/// then depends on `λ` far below `ε` (the labelled class's term is about
+/// `(ln p_top)²/2`, with `ln p_top ≈ −λ'`), so the normalizer must resolve
+/// the residual `Σp − 1` below the rounding of `p_top ≈ 1`
+/// (`kernels::tempered::top_residual`). Both the `f64` definition and the
+/// kernel stay within `CONFIDENT_ULPS` of the certified value. With the
+/// residual formed as the rounded `Σp` minus 1 (swapped back in to check
+/// that this test fails) the definition was 487 ulps off on the row
+/// `(1e4, −1e4, 0)` at `t = (0.5, 1.5)`.
+#[test]
+fn confident_bi_tempered_rows_keep_their_relative_accuracy() {
+    // Reason: the class terms' own ≤ 2–3 ulp roundings, each weighed by its
+    // share of the loss, and ≤ 2 ulps of ln p (ln_1p) times the conditioning
+    // of p^{2−t1} in ln p; 16 ulps leaves a margin, and is 20 times below
+    // what the rounded residual gave.
+    const CONFIDENT_ULPS: u64 = 16;
+    for (row, t1, t2) in [
+        ([1e4, -1e4, 0.0], 0.5, 1.5),
+        ([30.0, 0.0, -1.0], 0.8, 1.2),
+        ([3.0, 0.0, -1.0], 0.5, 0.8),
+        ([2e3, 0.0, 5.0], 0.2, 4.0),
+    ] {
+        let loss = entropic::BiTemperedLogisticLoss::new(t1, t2)
+            .unwrap()
+            .with_reduction(Reduction::Sum);
+        let exact = certified(|| {
+            loss.definition::<Precise, f64>(Batch::new(&lift(&row), 1, 3).unwrap(), Targets::Classes(&[0]))
+                .unwrap()
+                .reduced
+                .unwrap()
+        });
+        let definition = loss
+            .definition::<f64, f64>(Batch::new(&row, 1, 3).unwrap(), Targets::Classes(&[0]))
+            .unwrap()
+            .reduced
+            .unwrap();
+        let kernel = loss
+            .loss(Batch::new(&row, 1, 3).unwrap(), Targets::<f64>::Classes(&[0]))
+            .unwrap()
+            .reduced
+            .unwrap();
+        for (name, v) in [("definition", definition), ("kernel", kernel)] {
+            let e = ulps64(v, exact.f64);
+            assert!(
+                e <= CONFIDENT_ULPS,
+                "{row:?} t = ({t1}, {t2}): {name} {v:e} vs {:e}: {e} ulps",
+                exact.f64
+            );
+        }
+    }
+}
