@@ -168,6 +168,34 @@ fn kl_div_overflowing_log_target_equal_to_input_is_zero_not_nan() {
     assert_eq!(d.unreduced, vec![0.0, 0.0]);
 }
 
+/// Regression (cargo fuzz, losses target, sixth session): a log target
+/// t = −1.6e308 (e^t underflows to 0) against an input x = 1.7e308 gave
+/// e^t·(t − x) = 0·(−∞) = NaN; the exact term is below the range: 0.
+#[test]
+fn kl_div_underflowing_log_target_with_overflowing_difference_is_zero_not_nan() {
+    let kl = KlDiv::new(Reduction::None).with_log_target(true);
+    let x = [1.736_346_189_553_511_2e308_f64, 0.5];
+    let t = [-1.629_307_700_261_388_1e308, -0.5];
+    let (out, g) = kl
+        .loss_and_grad(Batch::new(&x, 1, 2).unwrap(), Batch::new(&t, 1, 2).unwrap())
+        .unwrap();
+    assert_eq!(out.unreduced[0], 0.0);
+    assert!(out.unreduced[1].is_finite());
+    assert_eq!(g[0], 0.0);
+    let d = kl
+        .definition(Batch::new(&x, 1, 2).unwrap(), Batch::new(&t, 1, 2).unwrap())
+        .unwrap();
+    assert_eq!(d.unreduced[0], 0.0);
+    // The same in f32 (the input rounds to +∞ there, an error; so a smaller pair).
+    let (out32, _) = kl
+        .loss_and_grad(
+            Batch::new(&[3.0e38_f32], 1, 1).unwrap(),
+            Batch::new(&[-3.0e38_f32], 1, 1).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(out32.unreduced, vec![0.0]);
+}
+
 /// Regression (cargo fuzz, losses target): t1 near 2 with a subnormal
 /// smoothed label overflowed y·log_t(y) (tiny × huge) to −∞, and the loss
 /// to −∞ or NaN; a Bregman divergence is ≥ 0, here finite.
