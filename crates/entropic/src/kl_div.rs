@@ -132,7 +132,7 @@ impl KlDiv {
                 // p = e^t underflowed to 0 (t < −745): the exact term
                 // e^t·(t − x) is below the range, also where t − x
                 // overflows (0·∞ would be NaN); its derivative −p is 0 too.
-                Some((p, _)) if p == 0.0 => D::zero(),
+                Some((0.0, _)) => D::zero(),
                 Some((p, ln_p)) => (D::from_f64(ln_p) - x.clone()).scale_f64(p),
             })
             .collect();
@@ -183,7 +183,7 @@ impl KlDiv {
                 Some((p, _)) if x.to_f64() == f64::NEG_INFINITY => (f64::INFINITY, -p),
                 Some((p, ln_p)) if p.is_infinite() && ln_p == x.to_f64() => (0.0, -p),
                 // As the definition: an underflowed e^t contributes 0.
-                Some((p, _)) if p == 0.0 => (0.0, -p),
+                Some((0.0, _)) => (0.0, -0.0),
                 Some((p, ln_p)) => (p * (ln_p - x.to_f64()), -p),
             };
             unreduced.push(l);
