@@ -98,11 +98,15 @@ mod no_nan_anywhere {
                 let b = Batch::new(z, n, c).unwrap();
                 let l = Batch::new(y, n, c).unwrap();
                 let finite_logits = z.iter().all(|v| v.to_f64().is_finite());
+                let reversed: Vec<T> = z.iter().rev().copied().collect();
                 let mut outs = vec![
                     SoftmaxCrossEntropy::new().with_reduction(Reduction::Sum).loss_and_grad(b, Targets::<f64>::Classes(classes)),
                     SoftmaxCrossEntropy::new().loss_and_grad(b, Targets::Probabilities(l)),
                     BinaryCrossEntropyWithLogits::new().loss_and_grad(b, l),
                     KlDiv::new(Reduction::Sum).loss_and_grad(b, l),
+                    // Log targets: the logits reversed, so that extremes of
+                    // both signs meet (e^t·(t − x) with e^t = 0, t − x = −∞).
+                    KlDiv::new(Reduction::None).with_log_target(true).loss_and_grad(b, Batch::new(&reversed, n, c).unwrap()),
                     SoftmaxFocalLoss::new(gamma).unwrap().with_reduction(Reduction::Sum).loss_and_grad(b, classes),
                 ];
                 if finite_logits {
