@@ -23,9 +23,9 @@
 const SHIFTER: f32 = 12_582_912.0;
 /// `ln 2` rounded to 9 significant bits (`355/512`, Cephes' `C1`): `k·LN2_HI`
 /// is exact for `|k| < 2^15`.
-const LN2_HI: f32 = 355.0 / 512.0;
+pub(crate) const LN2_HI: f32 = 355.0 / 512.0;
 /// `ln 2 − LN2_HI` rounded to `f32` (Cephes' `C2`).
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// Below this, `e^d` is 0 in `f32` (`e^{−104} < 2^-150`): clamped there (a
 /// select; NaN passes through), which also turns `−∞` (a masked class) into
 /// an exact 0.
