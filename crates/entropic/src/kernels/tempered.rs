@@ -146,9 +146,10 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
 ///
 /// Also writes `1/b_i` with `b_i = 1 + (1−t)(z_i − λ)` (so that
 /// `p_i^t = p_i/b_i`; `0` where `b_i ≤ 0`, outside the support, or
-/// `b_i = +∞`), and returns `(Σ p_i − 1, Σ p_i^t)` at this `λ` as
-/// [`tempered_sums`] forms them (`top` entries with `z = 0`), so that the
-/// solver can check a root it predicted without another pass.
+/// `b_i = +∞`), and returns `(Σ p_i − 1, Σ p_i^t, Σ p_i^{2t−1})` at this `λ`
+/// as [`tempered_sums`] forms them (`top` entries with `z = 0`), so that the
+/// solver can check a root it predicted, or take its last Halley step,
+/// without another pass.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
 pub(crate) fn tempered_logs_into(
     z: &[f64],
@@ -158,7 +159,7 @@ pub(crate) fn tempered_logs_into(
     ln_p: &mut [f64],
     p: &mut [f64],
     inv_base: &mut [f64],
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let k = 1.0 - t;
     for (lp, &zi) in ln_p.iter_mut().zip(z) {
         let ku = k * (zi - lambda);
@@ -173,22 +174,36 @@ pub(crate) fn tempered_logs_into(
         *pi = exp::exp(lp);
     }
     const BLOCK: usize = 256;
-    let (mut acc, mut comp, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    let (mut pb, mut qb) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+    let (mut acc, mut comp, mut q, mut r) = ([0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut pb, mut qb, mut rb) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
     for ((zs, ps), is) in z.chunks(BLOCK).zip(p.chunks(BLOCK)).zip(inv_base.chunks_mut(BLOCK)) {
         let len = zs.len().div_ceil(LANES) * LANES;
-        for ((((pc, qc), &zi), &pi), inv) in pb.iter_mut().zip(qb.iter_mut()).zip(zs).zip(ps).zip(is) {
+        for (((((pc, qc), rc), &zi), &pi), inv) in pb
+            .iter_mut()
+            .zip(qb.iter_mut())
+            .zip(rb.iter_mut())
+            .zip(zs)
+            .zip(ps)
+            .zip(is)
+        {
             let base = 1.0 + k * (zi - lambda);
             *inv = if base > 0.0 { 1.0 / base } else { 0.0 };
             *pc = if zi == 0.0 { 0.0 } else { pi };
             *qc = pi * *inv;
+            *rc = *qc * *inv;
         }
         pb[zs.len()..len].fill(0.0);
         qb[zs.len()..len].fill(0.0);
-        for (pc, qc) in pb[..len].chunks_exact(LANES).zip(qb[..len].chunks_exact(LANES)) {
+        rb[zs.len()..len].fill(0.0);
+        for ((pc, qc), rc) in pb[..len]
+            .chunks_exact(LANES)
+            .zip(qb[..len].chunks_exact(LANES))
+            .zip(rb[..len].chunks_exact(LANES))
+        {
             for i in 0..LANES {
                 two_sum(&mut acc[i], &mut comp[i], pc[i]);
                 q[i] += qc[i];
+                r[i] += rc[i];
             }
         }
     }
@@ -196,7 +211,7 @@ pub(crate) fn tempered_logs_into(
     for a in acc {
         two_sum(&mut s, &mut c, a);
     }
-    (s + c, combine(q))
+    (s + c, combine(q), combine(r))
 }
 
 /// Halved logs up to which the bi-tempered gradient is evaluated directly
@@ -288,6 +303,94 @@ pub(crate) fn tempered_step_first_order(delta: f64, inv_base: &[f64], ln_p: &mut
         *pi -= *pi * d;
     }
     true
+}
+
+/// The largest `max(|δ/b_i|, |(1−t)·δ/b_i|)` for which
+/// [`tempered_step_second_order`] moves an entry by its series: `2^-14`,
+/// so that the dropped fourth-order terms stay below `2^-56` relative.
+pub(crate) const SECOND_ORDER_MAX_MOVE: f64 = 6.103515625e-5;
+
+/// Moves a row computed at `λ` by [`tempered_logs_into`] to `λ' = λ + δ`
+/// by a short series, for the fast normalizer's last Halley step (taken
+/// from that pass's sums, instead of another pass), and returns
+/// `Σ p_i/b_i` at `λ'`. With `k = 1 − t` and `d_i = δ/b_i` (`inv_base`
+/// holds `1/b_i`), to third order:
+///
+/// - `ln p_i += Δ_i = ln(1 − k·d_i)/k = −d_i − k·d_i²/2 − k²·d_i³/3`,
+/// - `p_i ·= e^{Δ_i} = 1 + Δ_i + Δ_i²/2 + Δ_i³/6`,
+/// - `1/b_i ·= 1/(1 − k·d_i) = 1 + k·d_i + (k·d_i)² + (k·d_i)³`.
+///
+/// The dropped terms are below `2^-56` relative while
+/// `max(|d_i|, |k·d_i|) ≤` [`SECOND_ORDER_MAX_MOVE`] (they are `|k|³d⁴/4`,
+/// `Δ⁴/24` and `(kd)⁴`); nothing moves outside the support (`1/b_i = 0`).
+/// Entries near the edge of a finite support
+/// (`−2|kδ| < b_i' < 2·max(1, |k|)·|δ|/SECOND_ORDER_MAX_MOVE` with
+/// `b_i' = 1 + k(z_i − λ')`, `z` the shifted logits), where `d_i` may be
+/// larger or the entry enters or leaves the support, are computed afresh
+/// at `λ'` as [`tempered_logs_into`] computes them (a scalar loop over the
+/// few such entries).
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+pub(crate) fn tempered_step_second_order(
+    delta: f64,
+    t: f64,
+    z: &[f64],
+    lambda_new: f64,
+    inv_base: &mut [f64],
+    ln_p: &mut [f64],
+    p: &mut [f64],
+) -> f64 {
+    let k = 1.0 - t;
+    let c = z.len();
+    let (z, inv_base, ln_p, p) = (&z[..c], &mut inv_base[..c], &mut ln_p[..c], &mut p[..c]);
+    // b' above which the move is within the limit (b ≥ b' − |kδ| ≥ half of
+    // b'), and below which, down to −2|kδ|, the entry is recomputed.
+    let edge_hi = 2.0 * delta.abs() * k.abs().max(1.0) / SECOND_ORDER_MAX_MOVE;
+    let edge_lo = -2.0 * (k * delta).abs();
+    let near_edge = |zi: f64| {
+        let b = k.mul_add(zi - lambda_new, 1.0);
+        b < edge_hi && b > edge_lo
+    };
+    let mut recompute = 0usize;
+    for i in 0..c {
+        let d = delta * inv_base[i];
+        let kd = k * d;
+        // −d·(1 + kd/2 + (kd)²/3), e^Δ − 1 and 1/(1 − kd) − 1 by Horner.
+        let step = -d * kd.mul_add(kd.mul_add(1.0 / 3.0, 0.5), 1.0);
+        ln_p[i] += step;
+        let grow = step * (step * step.mul_add(1.0 / 6.0, 0.5) + 1.0);
+        p[i] = p[i].mul_add(grow, p[i]);
+        let shrink = kd * kd.mul_add(1.0 + kd, 1.0);
+        inv_base[i] = inv_base[i].mul_add(shrink, inv_base[i]);
+        recompute += usize::from(near_edge(z[i]));
+    }
+    // Entry by entry (a search, so that the loop is not if-converted into
+    // a vectorized recomputation of every entry).
+    let mut from = 0;
+    for _ in 0..recompute {
+        let Some(j) = z[from..].iter().position(|&zi| near_edge(zi)) else {
+            break;
+        };
+        let i = from + j;
+        let ku = k * (z[i] - lambda_new);
+        let l = log1p::ln_1p(ku) / k;
+        let outside = ku <= -1.0 || z[i] == f64::NEG_INFINITY || l.is_nan();
+        ln_p[i] = if outside { f64::NEG_INFINITY } else { l };
+        p[i] = exp::exp(ln_p[i]);
+        let base = 1.0 + ku;
+        inv_base[i] = if base > 0.0 { 1.0 / base } else { 0.0 };
+        from = i + 1;
+    }
+    let mut q = [0.0; LANES];
+    let tail = c - c % LANES;
+    for (pc, ic) in p[..tail].chunks_exact(LANES).zip(inv_base[..tail].chunks_exact(LANES)) {
+        for i in 0..LANES {
+            q[i] = pc[i].mul_add(ic[i], q[i]);
+        }
+    }
+    for (i, (&pi, &inv)) in p[tail..].iter().zip(&inv_base[tail..]).enumerate() {
+        q[i] = pi.mul_add(inv, q[i]);
+    }
+    combine(q)
 }
 
 /// `v_i = p_i^{2−t1} = e^{(2−t1)·ln p_i}` for the classes with `y_i = 0`
@@ -435,9 +538,9 @@ mod tests {
             let delta = 2f64.powi(-50);
             let c = z.len();
             let (mut lp, mut p, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-            tempered_logs_into(&z, 1, lambda, t, &mut lp, &mut p, &mut inv);
+            let _ = tempered_logs_into(&z, 1, lambda, t, &mut lp, &mut p, &mut inv);
             let (mut lp2, mut p2, mut inv2) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-            tempered_logs_into(&z, 1, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
+            let _ = tempered_logs_into(&z, 1, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
             assert!(tempered_step_first_order(delta, &inv, &mut lp, &mut p));
             for j in 0..c {
                 if p2[j] > 0.0 {
