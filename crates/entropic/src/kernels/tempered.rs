@@ -561,4 +561,65 @@ mod tests {
             assert_eq!((lp3, p3), (lp, p));
         }
     }
+
+    /// The series move agrees with recomputing the row at `λ + δ`, as the
+    /// first-order move does (same bounds: on a grid where `z − λ` and
+    /// `z − λ − δ` are exact, the two rows differ by the ≤ 2.5 ulps of each
+    /// `ln p`, and `p = e^{ln p}` by those times `|ln p|` plus 1 ulp), for
+    /// steps up to `2^-16` (moves `|δ/b|` up to `2^-14`), both signs, entries
+    /// at the edge of a finite support (t < 1: the grid holds the entry at
+    /// `b = 0`, `z = −56/32` and `−120/32`, recomputed, with its
+    /// neighbours), and its `Σ p/b` agrees with the recomputed row's. A move cut after the second order is `(δ/b)³/6` off, up to
+    /// `2^-45` relative, far beyond these bounds.
+    #[test]
+    fn series_step_matches_a_recomputed_row() {
+        let z: Vec<f64> = (0..200).map(|j| -f64::from(j) / 32.0).collect();
+        let eps = f64::EPSILON;
+        for t in [0.5, 0.75, 1.25, 3.0] {
+            for delta in [2f64.powi(-16), -(2f64.powi(-16)), 2f64.powi(-30), -(2f64.powi(-40))] {
+                let lambda = 0.25;
+                let c = z.len();
+                let (mut lp, mut p, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+                let _ = tempered_logs_into(&z, 1, lambda, t, &mut lp, &mut p, &mut inv);
+                let (mut lp2, mut p2, mut inv2) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+                let (_, q2, _) = tempered_logs_into(&z, 1, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
+                let q = tempered_step_second_order(delta, t, &z, lambda + delta, &mut inv, &mut lp, &mut p);
+                let mut worst_ln_p = 0.0f64;
+                for j in 0..c {
+                    assert_eq!(p[j] == 0.0, p2[j] == 0.0, "t = {t}, δ = {delta:e}: support at {j}");
+                    if p2[j] > 0.0 {
+                        assert!(
+                            (lp[j] - lp2[j]).abs() <= 6.0 * eps * lp2[j].abs(),
+                            "t = {t}, δ = {delta:e}: ln p[{j}] {} vs {}",
+                            lp[j],
+                            lp2[j]
+                        );
+                        worst_ln_p = worst_ln_p.max(lp2[j].abs());
+                        let bound = (6.0 * lp2[j].abs() + 2.0) * eps * p2[j];
+                        assert!(
+                            (p[j] - p2[j]).abs() <= bound,
+                            "t = {t}, δ = {delta:e}: p[{j}] {} vs {}",
+                            p[j],
+                            p2[j]
+                        );
+                        // 1/b: ≤ 1 ulp recomputed, ≤ 1 + ½ + ½ ulps moved.
+                        assert!(
+                            (inv[j] - inv2[j]).abs() <= 4.0 * eps * inv2[j],
+                            "t = {t}, δ = {delta:e}: 1/b[{j}] {} vs {}",
+                            inv[j],
+                            inv2[j]
+                        );
+                    }
+                }
+                // Σ p/b: the terms' bound (p's times 1/b's) plus both lane
+                // sums' roundings (c/8 + 3 each).
+                let term = (6.0 * worst_ln_p + 2.0 + 4.0) * eps;
+                let sums = 2.0 * (c as f64 / 8.0 + 3.0) * eps;
+                assert!(
+                    (q - q2).abs() <= (term + sums) * q2,
+                    "t = {t}, δ = {delta:e}: Σp/b {q} vs {q2}"
+                );
+            }
+        }
+    }
 }
