@@ -1265,10 +1265,8 @@ impl BiTemperedLogisticLoss {
             // The unlabelled classes' terms p^{2−t1}/(2−t1), vectorized (their
             // powers stay in `gr` for the fused gradient), then the others.
             let mut total = kernels::tempered::tempered_unlabelled_powers_into(ln_p, y, t1, gr) / (2.0 - t1);
-            for ((&lp, &h), &yj) in ln_p.iter().zip(half_ln_p.iter()).zip(y.iter()) {
-                if yj == 0.0 {
-                    continue;
-                }
+            kernels::tempered::for_each_labelled(y, |j| {
+                let (lp, h, yj) = (ln_p[j], half_ln_p[j], y[j]);
                 total += if t1 == 1.0 && lp == f64::NEG_INFINITY && h > f64::NEG_INFINITY {
                     // p > 0 with ln p below −f64::MAX (t2 = 1, a logit gap
                     // beyond the range): y·(ln y − ln p) − y + p with p = 0
@@ -1277,7 +1275,7 @@ impl BiTemperedLogisticLoss {
                 } else {
                     self.class_term(yj, lp)
                 };
-            }
+            });
             loss[0] = total;
             if let Some(g) = g {
                 let fused = sum_escort.is_some_and(|q| {

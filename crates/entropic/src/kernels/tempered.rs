@@ -407,6 +407,31 @@ pub(crate) fn tempered_unlabelled_powers_into(ln_p: &[f64], y: &[f64], t1: f64, 
     lane_sum(out)
 }
 
+/// Calls `f(j)` for every class with `y[j] ≠ 0`, in order. Where they are
+/// few (at most `c/8`: one-hot rows), they are found by a search, so that
+/// the caller's loop is not if-converted into its work on every entry
+/// (an exponential per class, where a one-hot row needs one).
+#[inline(always)]
+pub(crate) fn for_each_labelled(y: &[f64], mut f: impl FnMut(usize)) {
+    let count = y.iter().map(|&v| usize::from(v != 0.0)).sum::<usize>();
+    if count <= y.len() / 8 {
+        let mut from = 0;
+        for _ in 0..count {
+            let Some(j) = y[from..].iter().position(|&v| v != 0.0) else {
+                break;
+            };
+            f(from + j);
+            from += j + 1;
+        }
+    } else {
+        for (j, &v) in y.iter().enumerate() {
+            if v != 0.0 {
+                f(j);
+            }
+        }
+    }
+}
+
 /// The bi-tempered gradient of one row in the ordinary range from the
 /// normalizer's last pass (`t2 ≠ 1`), vectorized: `g_i = scale·(A_i − ẽ_i·Σ_j A_j)`
 /// with `A_j = (p_j − y_j)·p_j^{t2−t1}` and the escort `ẽ_j = p_j^{t2}/Q`,
@@ -433,16 +458,15 @@ pub(crate) fn tempered_gradient_fused(
     for j in 0..c {
         out[j] *= inv_base[j];
     }
-    for j in 0..c {
-        if y[j] != 0.0 {
-            let (pj, lp) = (p[j], ln_p[j]);
-            out[j] = if lp == f64::NEG_INFINITY || pj == y[j] {
-                0.0
-            } else {
-                (pj - y[j]) * exp::exp((1.0 - t1) * lp) * inv_base[j]
-            };
+    let labelled = |j: usize| {
+        let (pj, lp) = (p[j], ln_p[j]);
+        if lp == f64::NEG_INFINITY || pj == y[j] {
+            0.0
+        } else {
+            (pj - y[j]) * exp::exp((1.0 - t1) * lp) * inv_base[j]
         }
-    }
+    };
+    for_each_labelled(y, |j| out[j] = labelled(j));
     let limit = (2.0 * TEMPERED_DIRECT_HALF_LOG).exp();
     // Counts of entries not below the limit (NaN compares false).
     let mut beyond = [0.0f64; LANES];
