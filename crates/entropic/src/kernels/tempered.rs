@@ -100,7 +100,6 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
     let (mut pb, mut qb, mut rb) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let mut xb = [0.0f32; BLOCK];
     for block in z.chunks(BLOCK) {
-        let len = block.len().div_ceil(LANES) * LANES;
         // Two loops, so that the f32 one runs 8 lanes wide (a loop reading
         // f64 runs 4 wide).
         for (x, &zi) in xb.iter_mut().zip(block) {
@@ -120,22 +119,33 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
             let (v, vt) = (e, e * inv);
             (*p, *pt, *pr) = if outside { (0.0, 0.0, 0.0) } else { (v, vt, vt * inv) };
         }
-        pb[block.len()..len].fill(0.0);
-        qb[block.len()..len].fill(0.0);
-        rb[block.len()..len].fill(0.0);
-        for ((pc, qc), rc) in pb[..len]
-            .chunks_exact(LANES)
-            .zip(qb[..len].chunks_exact(LANES))
-            .zip(rb[..len].chunks_exact(LANES))
-        {
-            for i in 0..LANES {
-                s[i] += f64::from(pc[i]);
-                q[i] += f64::from(qc[i]);
-                r[i] += f64::from(rc[i]);
-            }
+        for (buf, acc) in [(&mut pb, &mut s), (&mut qb, &mut q), (&mut rb, &mut r)] {
+            buf[block.len()..].fill(0.0);
+            tree_sum_into(buf, acc);
         }
     }
     (combine(s) - 1.0, combine(q), combine(r))
+}
+
+/// Adds a block of non-negative terms into the `f64` lanes `acc` by a
+/// pairwise tree in the block's own type (halving the block in place:
+/// `log2(256/8) = 5` levels, so the block's relative error is at most
+/// `5·u`, `u = 2^-24` in `f32`, `2^-53` in `f64`) and its 8 lane sums
+/// widened into `acc`. Vectorized (each level is a plain map loop), where
+/// lane-by-lane accumulation with a widening stayed scalar.
+#[inline(always)]
+fn tree_sum_into<F: Copy + std::ops::AddAssign + Into<f64>>(buf: &mut [F; 256], acc: &mut [f64; LANES]) {
+    let mut half = buf.len() / 2;
+    while half >= LANES {
+        let (lo, hi) = buf.split_at_mut(half);
+        for (a, &b) in lo.iter_mut().zip(&hi[..half]) {
+            *a += b;
+        }
+        half /= 2;
+    }
+    for (a, &v) in acc.iter_mut().zip(&buf[..LANES]) {
+        *a += v.into();
+    }
 }
 
 /// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
@@ -193,18 +203,14 @@ pub(crate) fn tempered_logs_into(
             *rc = *qc * *inv;
         }
         pb[zs.len()..len].fill(0.0);
-        qb[zs.len()..len].fill(0.0);
-        rb[zs.len()..len].fill(0.0);
-        for ((pc, qc), rc) in pb[..len]
-            .chunks_exact(LANES)
-            .zip(qb[..len].chunks_exact(LANES))
-            .zip(rb[..len].chunks_exact(LANES))
-        {
+        for pc in pb[..len].chunks_exact(LANES) {
             for i in 0..LANES {
                 two_sum(&mut acc[i], &mut comp[i], pc[i]);
-                q[i] += qc[i];
-                r[i] += rc[i];
             }
+        }
+        for (buf, lanes) in [(&mut qb, &mut q), (&mut rb, &mut r)] {
+            buf[zs.len()..].fill(0.0);
+            tree_sum_into(buf, lanes);
         }
     }
     let (mut s, mut c) = (top_residual(top, lambda, t), combine(comp));
