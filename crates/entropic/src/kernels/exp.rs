@@ -27,6 +27,13 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// Inputs are clamped to `[EXP_LO, EXP_HI]` (a select, NaN passes through):
 /// below `−1100` the result is `+0` anyway, above `710` it is `+∞`.
 const EXP_LO: f64 = -1100.0;
+/// Below this the result rounds to `+0` (`e^{−746} < 2^-1075`, half the
+/// smallest subnormal): the second scale factor is then 0 itself, so that
+/// the result is an exact 0, not an underflow. An underflowing multiply is
+/// microcoded on x86 unless flush-to-zero is set: rows of the tempered
+/// softmax with most entries outside a finite support (`e^{−∞}`) ran up to
+/// twice as slow.
+const EXP_ZERO: f64 = -746.0;
 const EXP_HI: f64 = 710.0;
 
 /// `1/n!` for `n = 2..=13` (Taylor coefficients; the truncation error of
@@ -104,6 +111,7 @@ fn reduced(x: f64) -> (f64, f64, f64, bool) {
     let k2 = ki - k1;
     let s1 = f64::from_bits(((k1 + 1023) as u64) << 52);
     let s2 = f64::from_bits(((k2 + 1023) as u64) << 52);
+    let s2 = if x < EXP_ZERO { 0.0 } else { s2 };
     (p, s1, s2, clamped)
 }
 
@@ -121,6 +129,11 @@ mod tests {
         assert_eq!(exp(710.0), f64::INFINITY);
         assert!(exp(f64::NAN).is_nan());
         assert!(exp(-745.0) > 0.0);
+        // Below EXP_ZERO an exact 0 from a zero scale factor: the same
+        // value as the rounded e^x (below half the smallest subnormal).
+        assert_eq!(exp(-745.2), 0.0);
+        assert_eq!(exp_pair(-746.5, 1e-14), 0.0);
+        assert_eq!(exp_pair(f64::NEG_INFINITY, f64::NAN), 0.0);
     }
 
     /// The ulp bound claimed in the module docs.

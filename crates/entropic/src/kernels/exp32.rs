@@ -78,7 +78,13 @@ fn exp_pair(d: f32, delta: f32) -> f32 {
     let k1 = ki >> 1;
     let k2 = ki - k1;
     let s1 = f32::from_bits(((k1 + 127) as u32) << 23);
-    let s2 = f32::from_bits(((k2 + 127) as u32) << 23);
+    // Clamped (the result rounds to 0): an exact 0 rather than an
+    // underflowing multiply, which is microcoded (see `exp::EXP_ZERO`).
+    let s2 = if x == EXP_LO {
+        0.0
+    } else {
+        f32::from_bits(((k2 + 127) as u32) << 23)
+    };
     p * s1 * s2
 }
 
