@@ -591,17 +591,17 @@ fn solve_shifted_normalizer(z: &[f64], t: f64, max_iterations: usize, row: usize
 /// phase (see [`solve_shifted_normalizer_fast`]): there a pass is cheap
 /// against the per-row work, and the conformance vectors' short rows keep
 /// their path.
-const SECOND_ORDER_MIN_CLASSES: usize = 64;
+const SERIES_MIN_CLASSES: usize = 64;
 
 /// The fast path's solver: `f32` passes to a starting point
 /// ([`Stop::Coarse`]), then `f64` Halley steps to a predicted or confirmed
 /// root ([`Stop::Predicted`]); a predicted root is checked by the caller.
 ///
-/// On rows of at least [`SECOND_ORDER_MIN_CLASSES`] entries whose top
+/// On rows of at least [`SERIES_MIN_CLASSES`] entries whose top
 /// entries hold at most half the mass at the start, the `f32` start is
 /// returned as it is ([`Root::coarse`]): the row's last pass (in `f64`)
 /// forms the sums there, takes the Halley step, and moves the row to the
-/// new `λ` to second order. A confident row (`p_top` near 1, where the loss
+/// new `λ` by a series. A confident row (`p_top` near 1, where the loss
 /// depends on the small probabilities' last bits, see `accuracy.md`) keeps
 /// the `f64` pass.
 fn solve_shifted_normalizer_fast(z: &[f64], top: usize, t: f64, max_iterations: usize, row: usize) -> Result<Root> {
@@ -610,7 +610,7 @@ fn solve_shifted_normalizer_fast(z: &[f64], top: usize, t: f64, max_iterations: 
         Ok(r) => (r.lambda, r.evaluations, true),
         Err(_) => (0.0, COARSE_MAX_PASSES, false),
     };
-    if settled && z.len() >= SECOND_ORDER_MIN_CLASSES && top as f64 * exp_t(-start, t) <= 0.5 {
+    if settled && z.len() >= SERIES_MIN_CLASSES && top as f64 * exp_t(-start, t) <= 0.5 {
         return Ok(Root {
             lambda: start,
             evaluations: coarse,
@@ -801,7 +801,7 @@ fn normalize_row_f64(
             if halley && relative_step(step, root.lambda, q) <= PREDICTED_ROOT_STEP {
                 let next = root.lambda + step;
                 sum_escort =
-                    crate::kernels::tempered::tempered_step_second_order(step, t, half_ln_p, next, inv_base, ln_p, p);
+                    crate::kernels::tempered::tempered_step_series(step, t, half_ln_p, next, inv_base, ln_p, p);
                 root.lambda = next;
                 break;
             }

@@ -312,9 +312,9 @@ pub(crate) fn tempered_step_first_order(delta: f64, inv_base: &[f64], ln_p: &mut
 }
 
 /// The largest `max(|δ/b_i|, |(1−t)·δ/b_i|)` for which
-/// [`tempered_step_second_order`] moves an entry by its series: `2^-14`,
+/// [`tempered_step_series`] moves an entry by its series: `2^-14`,
 /// so that the dropped fourth-order terms stay below `2^-56` relative.
-pub(crate) const SECOND_ORDER_MAX_MOVE: f64 = 6.103515625e-5;
+pub(crate) const SERIES_MAX_MOVE: f64 = 6.103515625e-5;
 
 /// Moves a row computed at `λ` by [`tempered_logs_into`] to `λ' = λ + δ`
 /// by a short series, for the fast normalizer's last Halley step (taken
@@ -327,16 +327,16 @@ pub(crate) const SECOND_ORDER_MAX_MOVE: f64 = 6.103515625e-5;
 /// - `1/b_i ·= 1/(1 − k·d_i) = 1 + k·d_i + (k·d_i)² + (k·d_i)³`.
 ///
 /// The dropped terms are below `2^-56` relative while
-/// `max(|d_i|, |k·d_i|) ≤` [`SECOND_ORDER_MAX_MOVE`] (they are `|k|³d⁴/4`,
+/// `max(|d_i|, |k·d_i|) ≤` [`SERIES_MAX_MOVE`] (they are `|k|³d⁴/4`,
 /// `Δ⁴/24` and `(kd)⁴`); nothing moves outside the support (`1/b_i = 0`).
 /// Entries near the edge of a finite support
-/// (`−2|kδ| < b_i' < 2·max(1, |k|)·|δ|/SECOND_ORDER_MAX_MOVE` with
+/// (`−2|kδ| < b_i' < 2·max(1, |k|)·|δ|/SERIES_MAX_MOVE` with
 /// `b_i' = 1 + k(z_i − λ')`, `z` the shifted logits), where `d_i` may be
 /// larger or the entry enters or leaves the support, are computed afresh
 /// at `λ'` as [`tempered_logs_into`] computes them (a scalar loop over the
 /// few such entries).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
-pub(crate) fn tempered_step_second_order(
+pub(crate) fn tempered_step_series(
     delta: f64,
     t: f64,
     z: &[f64],
@@ -350,7 +350,7 @@ pub(crate) fn tempered_step_second_order(
     let (z, inv_base, ln_p, p) = (&z[..c], &mut inv_base[..c], &mut ln_p[..c], &mut p[..c]);
     // b' above which the move is within the limit (b ≥ b' − |kδ| ≥ half of
     // b'), and below which, down to −2|kδ|, the entry is recomputed.
-    let edge_hi = 2.0 * delta.abs() * k.abs().max(1.0) / SECOND_ORDER_MAX_MOVE;
+    let edge_hi = 2.0 * delta.abs() * k.abs().max(1.0) / SERIES_MAX_MOVE;
     let edge_lo = -2.0 * (k * delta).abs();
     let near_edge = |zi: f64| {
         let b = k.mul_add(zi - lambda_new, 1.0);
@@ -613,7 +613,7 @@ mod tests {
                 let _ = tempered_logs_into(&z, 1, lambda, t, &mut lp, &mut p, &mut inv);
                 let (mut lp2, mut p2, mut inv2) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
                 let (_, q2, _) = tempered_logs_into(&z, 1, lambda + delta, t, &mut lp2, &mut p2, &mut inv2);
-                let q = tempered_step_second_order(delta, t, &z, lambda + delta, &mut inv, &mut lp, &mut p);
+                let q = tempered_step_series(delta, t, &z, lambda + delta, &mut inv, &mut lp, &mut p);
                 let mut worst_ln_p = 0.0f64;
                 for j in 0..c {
                     assert_eq!(p[j] == 0.0, p2[j] == 0.0, "t = {t}, δ = {delta:e}: support at {j}");
