@@ -793,8 +793,8 @@ fn normalize_row_f64(
         if root.coarse {
             // The f64 Halley step from the f32 start, taken here: where it
             // is small (relative ≤ 2^-20, so that the error after it, of the
-            // order of its cube, is below 2^-60) the row moves to second
-            // order and the root is as the solver's predicted one; else the
+            // order of its cube, is below 2^-60) the row moves by the
+            // series and the root is as the solver's predicted one; else the
             // f64 solver goes on from the start.
             root.coarse = false;
             let (step, halley) = halley_step(excess, q, r, t);
@@ -805,13 +805,7 @@ fn normalize_row_f64(
                 root.lambda = next;
                 break;
             }
-            let sums = |lambda| crate::kernels::tempered::tempered_sums(half_ln_p, top, lambda, t);
-            let more = halley_solve(sums, t, row.len(), root.lambda, max_iterations, Stop::Predicted)
-                .map_err(|residual| not_converged(row_index, max_iterations, residual))?;
-            root = Root {
-                evaluations: root.evaluations + more.evaluations,
-                ..more
-            };
+            root = solve_on(half_ln_p, top, t, root, Stop::Predicted, max_iterations, row_index)?;
             continue;
         }
         let step = newton_step(excess, q, t);
@@ -830,13 +824,7 @@ fn normalize_row_f64(
         // of each p) exceeded the tolerance (0.2–1.5 % of the rows at
         // c = 10 in the benchmark's inputs, none at c ≥ 100). The f64
         // solver from there, to a confirmed root.
-        let sums = |lambda| crate::kernels::tempered::tempered_sums(half_ln_p, top, lambda, t);
-        let more = halley_solve(sums, t, row.len(), root.lambda, max_iterations, Stop::Confirmed)
-            .map_err(|residual| not_converged(row_index, max_iterations, residual))?;
-        root = Root {
-            evaluations: root.evaluations + more.evaluations,
-            ..more
-        };
+        root = solve_on(half_ln_p, top, t, root, Stop::Confirmed, max_iterations, row_index)?;
     }
     let lambda = root.lambda;
     // Heavy-tail entries to replace (rare): checked by a vectorizable count.
@@ -867,6 +855,26 @@ fn normalize_row_f64(
         *hi = 0.5 * *lpi;
     }
     Ok((None, root.evaluations))
+}
+
+/// The `f64` solver from `root`'s `λ` on the shifted row `z` (`top`
+/// entries at 0), its passes added to `root`'s.
+fn solve_on(
+    z: &[f64],
+    top: usize,
+    t: f64,
+    root: Root,
+    stop: Stop,
+    max_iterations: usize,
+    row_index: usize,
+) -> Result<Root> {
+    let sums = |lambda| crate::kernels::tempered::tempered_sums(z, top, lambda, t);
+    let more = halley_solve(sums, t, z.len(), root.lambda, max_iterations, stop)
+        .map_err(|residual| not_converged(row_index, max_iterations, residual))?;
+    Ok(Root {
+        evaluations: root.evaluations + more.evaluations,
+        ..more
+    })
 }
 
 /// The per-row buffers [`normalize_row_f64`] writes.
@@ -1589,6 +1597,20 @@ mod tests {
     /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 4
     /// (3 `f32`, the last pass); on short rows 5 (3 `f32`, 1 `f64`, the last
     /// pass) or 4.
+    /// The fast path's `p` of a row and its passes.
+    fn normalized(row: &[f64], t: f64) -> (Vec<f64>, usize) {
+        let c = row.len();
+        let (mut p, mut ln_p, mut half, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        let buffers = RowBuffers {
+            p: &mut p,
+            ln_p: &mut ln_p,
+            half_ln_p: &mut half,
+            inv_base: &mut inv,
+        };
+        let (_, passes) = normalize_row_f64(row, t, TEMPERED_SOFTMAX_MAX_ITERATIONS, 0, buffers).unwrap();
+        (p, passes)
+    }
+
     #[test]
     fn fast_normalizer_is_normalized_to_working_precision_in_few_passes() {
         let mut s = 11u64;
@@ -1603,14 +1625,7 @@ mod tests {
             for spread in [4.0, 1.0, 30.0, 1e4] {
                 for &t in &[0.1, 0.5, 0.8, 0.99, 1.01, 1.2, 2.0, 4.0] {
                     let row: Vec<f64> = (0..c).map(|_| uniform(-spread, spread)).collect();
-                    let (mut p, mut ln_p, mut half, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-                    let buffers = RowBuffers {
-                        p: &mut p,
-                        ln_p: &mut ln_p,
-                        half_ln_p: &mut half,
-                        inv_base: &mut inv,
-                    };
-                    normalize_row_f64(&row, t, TEMPERED_SOFTMAX_MAX_ITERATIONS, 0, buffers).unwrap();
+                    let (p, _) = normalized(&row, t);
                     let sum: f64 = p.iter().sum();
                     // As the reference's test: each p rounded, ≤ c roundings in the sum.
                     let tol = crate::NORMALIZATION_TOLERANCE_EPS_PER_ENTRY * c as f64 * f64::EPSILON;
@@ -1629,14 +1644,7 @@ mod tests {
             for &t in &[1.2, 0.8] {
                 for _ in 0..50 {
                     let row: Vec<f64> = (0..c).map(|_| uniform(-4.0, 4.0)).collect();
-                    let (mut p, mut ln_p, mut half, mut inv) = (vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-                    let buffers = RowBuffers {
-                        p: &mut p,
-                        ln_p: &mut ln_p,
-                        half_ln_p: &mut half,
-                        inv_base: &mut inv,
-                    };
-                    let (_, n) = normalize_row_f64(&row, t, TEMPERED_SOFTMAX_MAX_ITERATIONS, 0, buffers).unwrap();
+                    let (_, n) = normalized(&row, t);
                     // Short rows: the f32 phase sometimes stops after 2.
                     assert!(
                         n == passes || (c < 64 && n == passes - 1),
