@@ -131,6 +131,85 @@ mod no_nan_anywhere {
     }
 }
 
+mod long_bi_tempered_rows {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Mostly ordinary logits, some hostile ones that leave the row
+    /// unconfident (subnormals, zeros, −∞ masks, huge negative logits), so
+    /// that it takes the normalizer's series move (at least 64 classes, the
+    /// top entries under half the mass).
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            12 => -8.0f64..8.0,
+            1 => proptest::num::f64::SUBNORMAL,
+            1 => Just(0.0),
+            1 => Just(-f64::MAX),
+            1 => Just(f64::NEG_INFINITY),
+            1 => -1e300f64..-1e3,
+        ]
+    }
+
+    /// As [`value`], with positive extremes as well (confident rows, the
+    /// `f64` pass).
+    fn any_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => value(),
+            1 => proptest::num::f64::NORMAL,
+            1 => Just(f64::MAX),
+        ]
+    }
+
+    /// Kernel against definition on a long row, relative. Reason: the two
+    /// solve λ differently (the kernel's series move, the reference's
+    /// confirmed root) and agree to its rounding and to the last bits of
+    /// each `ln p`; measured 1.75e-15 (8ε) over the 1 194 finite rows of
+    /// 3 000 cases, so 64ε leaves a margin of 8. A row left at the `f32`
+    /// start (the series move dropped) is about 1e-9 off, which fails.
+    const LONG_ROW_REL: f64 = 64.0 * f64::EPSILON;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Rows of 64–96 classes (where the kernel's normalizer moves the row
+        /// by a series instead of another pass, see `kernels::tempered`):
+        /// Ok or a typed error, never NaN, and the kernel's loss is finite
+        /// exactly where the definition's is, and then within
+        /// [`LONG_ROW_REL`] of it.
+        #[test]
+        fn long_rows_are_nan_free_and_agree_with_the_definition(
+            c in 64usize..97,
+            z in prop_oneof![3 => proptest::collection::vec(value(), 96), 1 => proptest::collection::vec(any_value(), 96)],
+            k in 0usize..96,
+            smoothing in prop_oneof![Just(0.0), Just(0.1)],
+            (t1, t2) in prop_oneof![Just((0.5, 1.5)), Just((0.8, 1.2)), Just((0.5, 0.8)), Just((0.8, 2.0)), Just((1.2, 0.7))],
+            f32_path in any::<bool>(),
+        ) {
+            let z = &z[..c];
+            let classes = [k % c];
+            let bt = BiTemperedLogisticLoss::new(t1, t2).unwrap().with_label_smoothing(smoothing).unwrap().with_reduction(Reduction::Sum);
+            let definition = bt.definition(Batch::new(z, 1, c).unwrap(), Targets::<f64>::Classes(&classes));
+            let kernel = if f32_path {
+                let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+                bt.loss_and_grad(Batch::new(&z32, 1, c).unwrap(), Targets::<f32>::Classes(&classes))
+                    .map(|(o, g)| (f64::from(o.reduced.unwrap()), g.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+            } else {
+                bt.loss_and_grad(Batch::new(z, 1, c).unwrap(), Targets::<f64>::Classes(&classes))
+                    .map(|(o, g)| (o.reduced.unwrap(), g))
+            };
+            if let Ok((loss, g)) = &kernel {
+                prop_assert!(!loss.is_nan() && g.iter().all(|v| !v.is_nan()), "NaN: {loss} / {g:?}");
+            }
+            if let (Ok((loss, _)), Ok(d), false) = (&kernel, &definition, f32_path) {
+                let d = d.reduced.unwrap();
+                prop_assert_eq!(loss.is_finite(), d.is_finite(), "kernel {} vs definition {}", loss, d);
+                if d.is_finite() && d != 0.0 {
+                    prop_assert!((loss - d).abs() <= LONG_ROW_REL * d.abs(), "kernel {} vs definition {}", loss, d);
+                }
+            }
+        }
+    }
+}
+
 /// Regression (cargo fuzz, losses target): a log target whose e^t underflows
 /// (t = −9.2e32) against ln q = −∞ gave 0·∞ = NaN; the exact term is +∞.
 #[test]
