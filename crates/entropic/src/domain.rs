@@ -26,7 +26,7 @@ pub(crate) fn check_logits<T: Real>(what: &'static str, data: &[T], c: usize, al
     }
     for (i, x) in data.iter().enumerate() {
         let v = x.re();
-        if v.is_nan() || v == f64::INFINITY || (v == f64::NEG_INFINITY && !allow_neg_inf) {
+        if bad(v) {
             return Err(Error::NonFinite {
                 what,
                 at: Position::cell(i, c),

@@ -1589,14 +1589,6 @@ pub fn bi_tempered_logistic_loss<T: Float, P: Real>(
 mod tests {
     use super::*;
 
-    /// The fast path's normalizer (`f32` first phase; on long rows the
-    /// last pass's Halley step and a series move, on short or confident
-    /// rows an `f64` pass and a predicted root checked on the last pass) is
-    /// normalized to working precision like the reference
-    /// (`tests/tempered.rs`), and takes few passes: on rows drawn like the
-    /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 4
-    /// (3 `f32`, the last pass); on short rows 5 (3 `f32`, 1 `f64`, the last
-    /// pass) or 4.
     /// The fast path's `p` of a row and its passes.
     fn normalized(row: &[f64], t: f64) -> (Vec<f64>, usize) {
         let c = row.len();
@@ -1611,6 +1603,14 @@ mod tests {
         (p, passes)
     }
 
+    /// The fast path's normalizer (`f32` first phase; on long rows the
+    /// last pass's Halley step and a series move, on short or confident
+    /// rows an `f64` pass and a predicted root checked on the last pass) is
+    /// normalized to working precision like the reference
+    /// (`tests/tempered.rs`), and takes few passes: on rows drawn like the
+    /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 4
+    /// (3 `f32`, the last pass); on short rows 5 (3 `f32`, 1 `f64`, the last
+    /// pass) or 4.
     #[test]
     fn fast_normalizer_is_normalized_to_working_precision_in_few_passes() {
         let mut s = 11u64;

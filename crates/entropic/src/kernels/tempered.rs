@@ -148,6 +148,28 @@ fn tree_sum_into<F: Copy + std::ops::AddAssign + Into<f64>>(buf: &mut [F; 256], 
     }
 }
 
+/// `ln exp_t(z − λ) = ln1p(k(z − λ))/k` with `k = 1 − t` (`−∞` outside the
+/// finite support, at `z = −∞` and where `k(z − λ)` overflows): one entry
+/// of [`tempered_logs_into`].
+#[inline(always)]
+fn ln_p_at(z: f64, lambda: f64, k: f64) -> f64 {
+    let ku = k * (z - lambda);
+    let l = log1p::ln_1p(ku) / k;
+    if ku <= -1.0 || z == f64::NEG_INFINITY || l.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        l
+    }
+}
+
+/// `1/b` with `b = 1 + k(z − λ)` (`0` where `b ≤ 0`): one entry of
+/// [`tempered_logs_into`].
+#[inline(always)]
+fn inv_base_at(z: f64, lambda: f64, k: f64) -> f64 {
+    let base = 1.0 + k * (z - lambda);
+    if base > 0.0 { 1.0 / base } else { 0.0 }
+}
+
 /// `ln p_i = ln exp_t(z_i − λ) = ln1p((1−t)(z_i − λ))/(1−t)` (`t ≠ 1`; `−∞`
 /// outside the finite support and at `z_i = −∞`) and `p_i = e^{ln p_i}`,
 /// as vectorized map loops ([`log1p::ln_1p`], [`exp::exp`]). Where
@@ -172,13 +194,7 @@ pub(crate) fn tempered_logs_into(
 ) -> (f64, f64, f64) {
     let k = 1.0 - t;
     for (lp, &zi) in ln_p.iter_mut().zip(z) {
-        let ku = k * (zi - lambda);
-        let l = log1p::ln_1p(ku) / k;
-        *lp = if ku <= -1.0 || zi == f64::NEG_INFINITY || l.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            l
-        };
+        *lp = ln_p_at(zi, lambda, k);
     }
     for (pi, &lp) in p.iter_mut().zip(ln_p.iter()) {
         *pi = exp::exp(lp);
@@ -196,8 +212,7 @@ pub(crate) fn tempered_logs_into(
             .zip(ps)
             .zip(is)
         {
-            let base = 1.0 + k * (zi - lambda);
-            *inv = if base > 0.0 { 1.0 / base } else { 0.0 };
+            *inv = inv_base_at(zi, lambda, k);
             *pc = if zi == 0.0 { 0.0 } else { pi };
             *qc = pi * *inv;
             *rc = *qc * *inv;
@@ -377,13 +392,9 @@ pub(crate) fn tempered_step_series(
             break;
         };
         let i = from + j;
-        let ku = k * (z[i] - lambda_new);
-        let l = log1p::ln_1p(ku) / k;
-        let outside = ku <= -1.0 || z[i] == f64::NEG_INFINITY || l.is_nan();
-        ln_p[i] = if outside { f64::NEG_INFINITY } else { l };
+        ln_p[i] = ln_p_at(z[i], lambda_new, k);
         p[i] = exp::exp(ln_p[i]);
-        let base = 1.0 + ku;
-        inv_base[i] = if base > 0.0 { 1.0 / base } else { 0.0 };
+        inv_base[i] = inv_base_at(z[i], lambda_new, k);
         from = i + 1;
     }
     let mut q = [0.0; LANES];
@@ -599,8 +610,9 @@ mod tests {
     /// steps up to `2^-16` (moves `|δ/b|` up to `2^-14`), both signs, entries
     /// at the edge of a finite support (t < 1: the grid holds the entry at
     /// `b = 0`, `z = −56/32` and `−120/32`, recomputed, with its
-    /// neighbours), and its `Σ p/b` agrees with the recomputed row's. A move cut after the second order is `(δ/b)³/6` off, up to
-    /// `2^-45` relative, far beyond these bounds.
+    /// neighbours), and its `Σ p/b` agrees with the recomputed row's. A
+    /// move cut after the second order is `(δ/b)³/6` off, up to `2^-45`
+    /// relative, far beyond these bounds.
     #[test]
     fn series_step_matches_a_recomputed_row() {
         let z: Vec<f64> = (0..200).map(|j| -f64::from(j) / 32.0).collect();
