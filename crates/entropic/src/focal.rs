@@ -453,7 +453,12 @@ fn sigmoid_focal_element(x: f64, y: f64, alpha: Option<f64>, gamma: f64, soft: b
 /// One row of the sigmoid focal loss: `terms_j` and, when `grad` is given,
 /// `grad_j = round(scale·α_t·∂_j)`; returns false when a logit is not
 /// finite or a label is outside `[0, 1]`.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 fn sigmoid_focal_row<T: Float, P: Real>(
     x: &[T],
     y: &[P],

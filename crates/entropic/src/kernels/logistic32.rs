@@ -61,7 +61,12 @@ fn hard_label<P: Real>(y: &P) -> (bool, bool) {
 /// path: `terms_j = ℓ_j` and `grad_j = round(scale)·∂ℓ_j`. Returns false —
 /// the row must be redone by the `f64` row — when a label is not exactly 0
 /// or 1 or a logit is not finite.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn bce_row_f32<P: Real>(
     x: &[f32],
     y: &[P],
@@ -123,7 +128,12 @@ fn blocked<P: Real>(
 /// `γ ≤ f32::MAX` (the caller's check: beyond it `γ·p·b` is `+∞`).
 /// Returns false — the row must be redone by the `f64` row — when a label
 /// is not exactly 0 or 1 or a logit is not finite.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn sigmoid_focal_row_f32<P: Real>(
     x: &[f32],
     y: &[P],

@@ -21,7 +21,12 @@ use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, row_
 /// below `ε`, as the softmax's `ln(1 + Σ_{j≠max} e^{z_j − m})` is. `Q` and
 /// `R` (which only scale a step) are plain lanes; all combined in a fixed
 /// order.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_sums(z: &[f64], top: usize, lambda: f64, t: f64) -> (f64, f64, f64) {
     #[inline(always)]
     fn powers(zi: f64, lambda: f64, t: f64) -> (f64, f64, f64) {
@@ -91,7 +96,12 @@ pub(crate) fn top_residual(top: usize, lambda: f64, t: f64) -> f64 {
 /// `ln32` near 1 is only absolutely accurate; it only enters Halley's
 /// correction factor): measured `3.0e-7`, `3.6e-7` and `1.7e-6` in the tests
 /// below.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
     let k = (1.0 - t) as f32;
     let inv_k = 1.0 / k;
@@ -182,7 +192,12 @@ fn inv_base_at(z: f64, lambda: f64, k: f64) -> f64 {
 /// as [`tempered_sums`] forms them (`top` entries with `z = 0`), so that the
 /// solver can check a root it predicted, or take its last Halley step,
 /// without another pass.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_logs_into(
     z: &[f64],
     top: usize,
@@ -249,7 +264,12 @@ pub(crate) const TEMPERED_DIRECT_HALF_LOG: f64 = 300.0;
 /// to be overwritten, when a term needs rescaling (`max X_j` or
 /// `ln|Σ A_j|/2` above [`TEMPERED_DIRECT_HALF_LOG`]): the caller then takes
 /// the general log-space path. `escorts` is scratch of the row's length.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_gradient_direct(
     p: &[f64],
     half_ln_p: &[f64],
@@ -312,7 +332,12 @@ pub(crate) fn tempered_gradient_direct(
 /// term is `(δ/b_i)²/2` relative; returns false, changing nothing, when some
 /// `|δ/b_i|` exceeds `2^-27` (a base near the edge of a finite support),
 /// so that it stays below `2^-55`: the caller then recomputes the row.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_step_first_order(delta: f64, inv_base: &[f64], ln_p: &mut [f64], p: &mut [f64]) -> bool {
     const MAX_RELATIVE_MOVE: f64 = 7.450580596923828e-9;
     if row_max_in(inv_base) * delta.abs() > MAX_RELATIVE_MOVE {
@@ -350,7 +375,12 @@ pub(crate) const SERIES_MAX_MOVE: f64 = 6.103515625e-5;
 /// larger or the entry enters or leaves the support, are computed afresh
 /// at `λ'` as [`tempered_logs_into`] computes them (a scalar loop over the
 /// few such entries).
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_step_series(
     delta: f64,
     t: f64,
@@ -414,7 +444,12 @@ pub(crate) fn tempered_step_series(
 /// (`0` for the others and where `ln p_i = −∞`), written to `out`, and
 /// `Σ v_i`: the bi-tempered loss terms of the unlabelled classes are
 /// `v_i/(2−t1)` (the `y = 0` case of `tempered::class_term`), vectorized.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_unlabelled_powers_into(ln_p: &[f64], y: &[f64], t1: f64, out: &mut [f64]) -> f64 {
     let a = 2.0 - t1;
     for ((o, &lp), &yj) in out.iter_mut().zip(ln_p).zip(y) {
@@ -460,7 +495,12 @@ pub(crate) fn for_each_labelled(y: &[f64], mut f: impl FnMut(usize)) {
 /// `−Σ_{i≠best} g_i`. Returns false, leaving `out` to be overwritten, when
 /// some `|A_j|` is not below `e^{2·TEMPERED_DIRECT_HALF_LOG}` (or is NaN):
 /// the caller then takes the general log-space path.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "x86_64+sse4.1"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
 pub(crate) fn tempered_gradient_fused(
     p: &[f64],
     ln_p: &[f64],
