@@ -70,24 +70,40 @@ pub(crate) fn row_max_in<T: Float>(row: &[T]) -> f64 {
     m
 }
 
-/// The first `j` with `row[j] = m` (as `f64`), or `None`. Scans
-/// [`LANES`] entries at a time with a branch-free test (vectorized) and
-/// looks inside the first chunk that holds `m`.
+/// The first `j` with `row[j] = m`, or `None` (`m` is a value of `T`, e.g.
+/// the row's maximum widened to `f64`, and is compared in `T`).
+/// Branch-free within blocks of [`SEARCH_BLOCK`] entries (a vectorized
+/// minimum of the matching indices): a search that stops at the first
+/// match mispredicts its exit branch on nearly every row, which cost 30 %
+/// of the time of a 96-class softmax cross-entropy row.
 #[inline(always)]
 pub(crate) fn first_index_of_in<T: Float>(row: &[T], m: f64) -> Option<usize> {
-    let mut chunks = row.chunks_exact(LANES);
-    for (i, ch) in (&mut chunks).enumerate() {
-        if ch.iter().fold(false, |hit, &z| hit | (z.to_f64() == m)) {
-            return ch.iter().position(|&z| z.to_f64() == m).map(|j| i * LANES + j);
+    const W: usize = 2 * LANES;
+    let m = T::round_from(m);
+    for (b, block) in row.chunks(SEARCH_BLOCK).enumerate() {
+        // Per lane the smallest matching index (u32::MAX: none yet).
+        let mut acc = [u32::MAX; W];
+        let mut chunks = block.chunks_exact(W);
+        for (i, ch) in (&mut chunks).enumerate() {
+            for (l, (a, &z)) in acc.iter_mut().zip(ch).enumerate() {
+                let j = (i * W + l) as u32;
+                *a = (*a).min(if z == m { j } else { u32::MAX });
+            }
+        }
+        let tail = block.len() - chunks.remainder().len();
+        for (l, (a, &z)) in acc.iter_mut().zip(chunks.remainder()).enumerate() {
+            *a = (*a).min(if z == m { (tail + l) as u32 } else { u32::MAX });
+        }
+        let first = acc.iter().fold(u32::MAX, |f, &a| f.min(a));
+        if first != u32::MAX {
+            return Some(b * SEARCH_BLOCK + first as usize);
         }
     }
-    let tail = row.len() - chunks.remainder().len();
-    chunks
-        .remainder()
-        .iter()
-        .position(|&z| z.to_f64() == m)
-        .map(|j| tail + j)
+    None
 }
+
+/// Entries per block of [`first_index_of_in`]'s branch-free search.
+const SEARCH_BLOCK: usize = 512;
 
 /// `e_j = exp(z_j − m)` into `out` (same length as `row`), returning
 /// `(Σ_j e_j, compensation)`: [`LANES`] running sums, each with the exact
@@ -535,4 +551,41 @@ pub(crate) fn lane_sum(xs: &[f64]) -> f64 {
         *a += x;
     }
     combine(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free search returns the first match, in every position of
+    /// a chunk, of the tail and of a later block, in `f32` and `f64`, and
+    /// `None` without a match; against a plain `position`.
+    #[test]
+    fn first_index_of_finds_the_first_match() {
+        for len in [
+            1usize,
+            7,
+            16,
+            17,
+            100,
+            SEARCH_BLOCK - 1,
+            SEARCH_BLOCK,
+            SEARCH_BLOCK + 3,
+            3 * SEARCH_BLOCK + 5,
+        ] {
+            let row: Vec<f32> = (0..len).map(|j| ((j * 37) % 11) as f32 - 5.0).collect();
+            for first in [0, len / 3, len / 2, len - 1] {
+                for second in [first, (first + 1).min(len - 1), len - 1] {
+                    let mut r = row.clone();
+                    r[second] = 9.0;
+                    r[first] = 9.0;
+                    let want = r.iter().position(|&z| z == 9.0);
+                    assert_eq!(first_index_of_in(&r, 9.0), want, "len {len}, {first}, {second}");
+                    let r64: Vec<f64> = r.iter().map(|&z| f64::from(z)).collect();
+                    assert_eq!(first_index_of_in(&r64, 9.0), want, "f64, len {len}, {first}, {second}");
+                }
+            }
+            assert_eq!(first_index_of_in(&row, 9.0), None);
+        }
+    }
 }
