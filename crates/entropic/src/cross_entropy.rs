@@ -376,8 +376,11 @@ impl SoftmaxCrossEntropy {
 
     /// The fast kernel: rows in parallel (deterministic), per row two passes
     /// over the logits (max; exp + sum into a scratch row, validating on the
-    /// way) and one over the scratch (gradient), all in `f64`. Invalid logits
-    /// make [`Self::prepare`] report the error the definition reports.
+    /// way) and one over the scratch (gradient), all in `f64` — except `f32`
+    /// logits with class targets, which run in groups of rows through
+    /// [`kernels::cross_entropy_class_rows_f32`] (`f32` exponentials, `f64`
+    /// sums; each row's bits as alone). Invalid logits make
+    /// [`Self::prepare`] report the error the definition reports.
     fn kernel<T: Float, P: Real>(
         &self,
         logits: Batch<'_, T>,
@@ -401,7 +404,7 @@ impl SoftmaxCrossEntropy {
         };
         let mut unreduced = vec![0.0; n];
         let ignored_row_ok = |row: &[T]| !row.iter().any(|z| z.to_f64().is_nan() || z.to_f64() == f64::INFINITY);
-        let ok = for_each_row(c, 1, 1, &mut unreduced, grad, |i, loss, g, scratch| {
+        let one_row = |i: usize, loss: &mut [f64], g: Option<&mut [T]>, scratch: &mut Vec<f64>| {
             let row = logits.row(i);
             let e = rows::scratch(scratch, 2 * c);
             let (e, q) = e.split_at_mut(c);
@@ -417,14 +420,11 @@ impl SoftmaxCrossEntropy {
                     return ignored_row_ok(row);
                 }
                 let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
-                let result = match T::as_f32(row) {
-                    Some(row32) => {
-                        let g32 = g.and_then(T::as_f32_mut);
-                        kernels::cross_entropy_class_row_f32(row32, k, wk, scale, g32)
-                    }
-                    None => kernels::cross_entropy_class_row(row, k, wk, scale, e, g),
-                };
-                return match result {
+                if let Some(row32) = T::as_f32(row) {
+                    let g32 = g.and_then(T::as_f32_mut);
+                    return kernels::cross_entropy_class_rows_f32(row32, &[k], &[wk], scale, loss, g32);
+                }
+                return match kernels::cross_entropy_class_row(row, k, wk, scale, e, g) {
                     Some(l) => {
                         loss[0] = l;
                         true
@@ -453,6 +453,34 @@ impl SoftmaxCrossEntropy {
                 g[best] = T::round_from(scale * -kernels::compensated_sum(e));
             }
             true
+        };
+        // f32 logits with class targets: groups of rows through the group
+        // kernel (rows with an ignored target go one by one).
+        let group = match classes {
+            Some(_) if T::as_f32(&[]).is_some() => kernels::CLASS_ROWS,
+            _ => 1,
+        };
+        let ok = for_each_row(c, 1, group, &mut unreduced, grad, |i, losses, mut g, scratch| {
+            let len = losses.len();
+            if let (Some(y), Some(rows32)) = (classes, T::as_f32(&logits.as_slice()[i * c..(i + len) * c])) {
+                let ks = &y[i..i + len];
+                if len > 1 && ks.iter().all(|&k| Some(k) != self.ignore_index) {
+                    let mut ws = [1.0; kernels::CLASS_ROWS];
+                    if let Some(w) = &self.weight {
+                        for (wr, &k) in ws.iter_mut().zip(ks) {
+                            *wr = w[k];
+                        }
+                    }
+                    let g32 = g.and_then(T::as_f32_mut);
+                    return kernels::cross_entropy_class_rows_f32(rows32, ks, &ws[..len], scale, losses, g32);
+                }
+            }
+            let mut ok = true;
+            for r in 0..len {
+                let g = g.as_deref_mut().map(|g| &mut g[r * c..(r + 1) * c]);
+                ok &= one_row(i + r, &mut losses[r..r + 1], g, scratch);
+            }
+            ok
         });
         if !ok {
             // Unreachable for rows the validation accepts (the kernel rejects

@@ -217,6 +217,56 @@ fn one_and_many_threads_give_identical_bits() {
     }
 }
 
+/// `f32` class targets run in groups of rows (stage by stage, for the
+/// overlap of independent rows); every row must still give the bits it gives
+/// alone: a batch of 11 rows (not a multiple of the group) against each row
+/// as a batch of one, with class weights and an ignored target inside a
+/// group, values and gradients, with and without the gradient.
+#[test]
+fn grouped_class_rows_give_the_bits_of_single_rows() {
+    let mut rng = SplitMix(21);
+    for c in [3usize, 10, 100, 1000] {
+        let n = 11;
+        let z: Vec<f32> = (0..n * c).map(|_| rng.uniform(-20.0, 20.0) as f32).collect();
+        let mut y: Vec<usize> = (0..n).map(|_| rng.below(c)).collect();
+        y[5] = c - 1;
+        let w: Vec<f64> = (0..c).map(|_| rng.uniform(0.1, 3.0)).collect();
+        for ce in [
+            SoftmaxCrossEntropy::new().with_reduction(Reduction::Sum),
+            SoftmaxCrossEntropy::new()
+                .with_reduction(Reduction::Sum)
+                .with_weight(w.clone())
+                .unwrap()
+                .with_ignore_index(Some(c - 1)),
+        ] {
+            let all = ce
+                .loss_and_grad(Batch::new(&z, n, c).unwrap(), Targets::<f32>::Classes(&y))
+                .unwrap();
+            let values = ce
+                .loss(Batch::new(&z, n, c).unwrap(), Targets::<f32>::Classes(&y))
+                .unwrap();
+            for i in 0..n {
+                let row = &z[i * c..(i + 1) * c];
+                let one = ce
+                    .loss_and_grad(Batch::new(row, 1, c).unwrap(), Targets::<f32>::Classes(&y[i..=i]))
+                    .unwrap();
+                assert_eq!(
+                    all.0.unreduced[i].to_bits(),
+                    one.0.unreduced[0].to_bits(),
+                    "c={c} row {i}"
+                );
+                assert_eq!(
+                    values.unreduced[i].to_bits(),
+                    one.0.unreduced[0].to_bits(),
+                    "c={c} row {i}"
+                );
+                let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&all.1[i * c..(i + 1) * c]), bits(&one.1), "c={c} row {i}");
+            }
+        }
+    }
+}
+
 /// The `f32` path of binary cross-entropy (no weights) with hard labels vs
 /// the `f64` kernel on the same values rounded to `f32`, in `f32` ulps
 /// (values, reduced value, gradient).

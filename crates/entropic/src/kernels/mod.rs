@@ -13,7 +13,7 @@
 //! thread it runs on. Arithmetic is `f64` (inputs are widened on load,
 //! outputs rounded once), so the `f32` path is the `f64` path on the same
 //! values, rounded once — except the `f32` softmax cross-entropy row with a
-//! class target ([`cross_entropy_class_row_f32`]), whose exponentials are
+//! class target ([`cross_entropy_class_rows_f32`]), whose exponentials are
 //! `f32` ([`exp32`], 8 lanes) with `f64` sums: within 3 ulps of the `f64`
 //! path rounded (measured 2); and the `f32` rows of binary cross-entropy and
 //! the sigmoid focal loss with hard labels ([`logistic32`]), all `f32`:
@@ -472,45 +472,82 @@ fn row_max_f32_in(row: &[f32]) -> f32 {
     m
 }
 
-/// The `f32` form of [`cross_entropy_class_row`]: the exponentials in `f32`
-/// ([`exp32::exp_diff`], ≤ 2 ulps, 8 lanes), their sums in `f64`, the
-/// loss and the gradient's target and argmax entries in `f64`, the other
-/// gradient entries `e_j · round_f32(scale·w_k/s)` in `f32`. `rest` excludes
-/// the argmax term (its lane is zeroed before the sum), so a
-/// confident row's tiny loss keeps its relative accuracy. Error: the loss
-/// within about 2 ulps, each gradient entry within about 2.5 ulps of `f32`.
+/// Rows per group of [`cross_entropy_class_rows_f32`].
+pub(crate) const CLASS_ROWS: usize = 4;
+
+/// The `f32` form of [`cross_entropy_class_row`], on a group of up to
+/// [`CLASS_ROWS`] rows of `c` logits (`rows.len() = c·losses.len()`): the
+/// exponentials in `f32` ([`exp32::exp_diff`], ≤ 2 ulps, 8 or 16 lanes),
+/// their sums in `f64`, the loss and the gradient's target and argmax
+/// entries in `f64`, the other gradient entries
+/// `e_j · round_f32(scale·w_k/s)` in `f32`. `rest` excludes the argmax term
+/// (its lane is zeroed before the sum), so a confident row's tiny loss
+/// keeps its relative accuracy. Error: the loss within about 2 ulps, each
+/// gradient entry within about 2.5 ulps of `f32`.
+///
+/// Row `r` has target `ks[r]` of weight `ws[r]`; its loss goes to
+/// `losses[r]`. The group runs stage by stage (the maxima of all its rows,
+/// then their argmax, then their sums): a row's stages form one chain of
+/// dependent latencies (max, sum, logarithm), and short rows (c = 10, 100)
+/// spend most of their time waiting on it; the rows of a group are
+/// independent chains that the processor overlaps. Every row's bits are
+/// those of the row alone. Returns false for an invalid row (NaN, `+∞`,
+/// all `−∞`); the caller's validation then finds the error.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
     "x86_64+avx",
     "x86_64+sse4.1"
 ))]
-pub(crate) fn cross_entropy_class_row_f32(
-    row: &[f32],
-    k: usize,
-    wk: f64,
+pub(crate) fn cross_entropy_class_rows_f32(
+    rows: &[f32],
+    ks: &[usize],
+    ws: &[f64],
     scale: f64,
+    losses: &mut [f64],
     mut g: Option<&mut [f32]>,
-) -> Option<f64> {
-    let m = row_max_f32_in(row);
-    if !m.is_finite() {
-        return None;
+) -> bool {
+    let n = losses.len().min(CLASS_ROWS);
+    if n == 0 {
+        return true;
     }
-    let best = first_index_of_in(row, f64::from(m))?;
-    let rest = match g.as_deref_mut() {
-        Some(out) => exp_sum_f32_into(row, m, best, out),
-        None => exp_sum_f32(row, m, best),
-    };
-    if rest.is_nan() {
-        return None;
+    let c = rows.len() / n;
+    let row = |r: usize| &rows[r * c..(r + 1) * c];
+    let mut m = [0.0f32; CLASS_ROWS];
+    for (r, m) in m.iter_mut().enumerate().take(n) {
+        *m = row_max_f32_in(row(r));
     }
-    let (m64, zk) = (f64::from(m), f64::from(row[k]));
-    let loss = if wk != 0.0 {
-        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
-    } else {
-        0.0
-    };
-    if let Some(out) = g {
+    if m[..n].iter().any(|m| !m.is_finite()) {
+        return false;
+    }
+    let mut best = [0usize; CLASS_ROWS];
+    for r in 0..n {
+        match first_index_of_in(row(r), f64::from(m[r])) {
+            Some(b) => best[r] = b,
+            None => return false,
+        }
+    }
+    let mut rest = [0.0f64; CLASS_ROWS];
+    for r in 0..n {
+        rest[r] = match g.as_deref_mut() {
+            Some(out) => exp_sum_f32_into(row(r), m[r], best[r], &mut out[r * c..(r + 1) * c]),
+            None => exp_sum_f32(row(r), m[r], best[r]),
+        };
+    }
+    if rest[..n].iter().any(|r| r.is_nan()) {
+        return false;
+    }
+    for r in 0..n {
+        let (k, wk, best, rest) = (ks[r], ws[r], best[r], rest[r]);
+        let (m, z) = (m[r], row(r));
+        let (m64, zk) = (f64::from(m), f64::from(z[k]));
+        losses[r] = if wk != 0.0 {
+            crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
+        } else {
+            0.0
+        };
+        let Some(g) = g.as_deref_mut() else { continue };
+        let out = &mut g[r * c..(r + 1) * c];
         let inv = 1.0 / (1.0 + rest);
         let factor = scale * wk;
         let f = (factor * inv) as f32;
@@ -530,11 +567,11 @@ pub(crate) fn cross_entropy_class_row_f32(
             (factor * inv) as f32
         };
         if k != best {
-            let e_k = f64::from(exp32::exp_diff(row[k], m));
+            let e_k = f64::from(exp32::exp_diff(z[k], m));
             out[k] = (factor * (e_k * inv - 1.0)) as f32;
         }
     }
-    Some(loss)
+    true
 }
 
 /// `Σ xs` over [`LANES`] lanes combined in a fixed order.
