@@ -378,7 +378,7 @@ impl SoftmaxCrossEntropy {
     /// over the logits (max; exp + sum into a scratch row, validating on the
     /// way) and one over the scratch (gradient), all in `f64` — except `f32`
     /// logits with class targets, which run in groups of rows through
-    /// [`kernels::cross_entropy_class_rows_f32`] (`f32` exponentials, `f64`
+    /// [`kernels::cross_entropy_class_group_f32`] (`f32` exponentials, `f64`
     /// sums; each row's bits as alone). Invalid logits make
     /// [`Self::prepare`] report the error the definition reports.
     fn kernel<T: Float, P: Real>(
@@ -422,7 +422,7 @@ impl SoftmaxCrossEntropy {
                 let wk = self.weight.as_ref().map_or(1.0, |w| w[k]);
                 if let Some(row32) = T::as_f32(row) {
                     let g32 = g.and_then(T::as_f32_mut);
-                    return kernels::cross_entropy_class_rows_f32(row32, &[k], &[wk], scale, loss, g32);
+                    return kernels::cross_entropy_class_group_f32(row32, &[k], &[wk], scale, loss, g32);
                 }
                 return match kernels::cross_entropy_class_row(row, k, wk, scale, e, g) {
                     Some(l) => {
@@ -457,7 +457,7 @@ impl SoftmaxCrossEntropy {
         // f32 logits with class targets: groups of rows through the group
         // kernel (rows with an ignored target go one by one).
         let group = match classes {
-            Some(_) if T::as_f32(&[]).is_some() => kernels::CLASS_ROWS,
+            Some(_) if T::as_f32(&[]).is_some() => kernels::class_group(c),
             _ => 1,
         };
         let ok = for_each_row(c, 1, group, &mut unreduced, grad, |i, losses, mut g, scratch| {
@@ -465,14 +465,14 @@ impl SoftmaxCrossEntropy {
             if let (Some(y), Some(rows32)) = (classes, T::as_f32(&logits.as_slice()[i * c..(i + len) * c])) {
                 let ks = &y[i..i + len];
                 if len > 1 && ks.iter().all(|&k| Some(k) != self.ignore_index) {
-                    let mut ws = [1.0; kernels::CLASS_ROWS];
+                    let mut ws = [1.0; kernels::MAX_CLASS_GROUP];
                     if let Some(w) = &self.weight {
                         for (wr, &k) in ws.iter_mut().zip(ks) {
                             *wr = w[k];
                         }
                     }
                     let g32 = g.and_then(T::as_f32_mut);
-                    return kernels::cross_entropy_class_rows_f32(rows32, ks, &ws[..len], scale, losses, g32);
+                    return kernels::cross_entropy_class_group_f32(rows32, ks, &ws[..len], scale, losses, g32);
                 }
             }
             let mut ok = true;

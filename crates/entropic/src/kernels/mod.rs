@@ -472,8 +472,41 @@ fn row_max_f32_in(row: &[f32]) -> f32 {
     m
 }
 
+/// `f32` entries per chunk of [`cross_entropy_short_rows_f32`]: one AVX-512
+/// vector, two AVX2 vectors.
+const F32_CHUNK: usize = 2 * LANES;
+
 /// Rows per group of [`cross_entropy_class_rows_f32`].
-pub(crate) const CLASS_ROWS: usize = 4;
+const CLASS_ROWS: usize = 4;
+
+/// Rows per group of `f32` class rows of length `c` for
+/// [`cross_entropy_class_group_f32`].
+pub(crate) fn class_group(c: usize) -> usize {
+    if c < F32_CHUNK { SHORT_ROWS } else { CLASS_ROWS }
+}
+
+/// The largest [`class_group`].
+pub(crate) const MAX_CLASS_GROUP: usize = SHORT_ROWS;
+
+/// Softmax cross-entropy of a group of `f32` rows with class targets (at most
+/// [`class_group`] rows of `c = rows.len() / losses.len()` logits): rows
+/// shorter than [`F32_CHUNK`] by [`cross_entropy_short_rows_f32`], others by
+/// [`cross_entropy_class_rows_f32`], to the same bits.
+pub(crate) fn cross_entropy_class_group_f32(
+    rows: &[f32],
+    ks: &[usize],
+    ws: &[f64],
+    scale: f64,
+    losses: &mut [f64],
+    g: Option<&mut [f32]>,
+) -> bool {
+    let c = rows.len() / losses.len().max(1);
+    if c < F32_CHUNK {
+        cross_entropy_short_rows_f32(rows, ks, ws, scale, losses, g)
+    } else {
+        cross_entropy_class_rows_f32(rows, ks, ws, scale, losses, g)
+    }
+}
 
 /// The `f32` form of [`cross_entropy_class_row`], on a group of up to
 /// [`CLASS_ROWS`] rows of `c` logits (`rows.len() = c·losses.len()`): the
@@ -538,38 +571,149 @@ pub(crate) fn cross_entropy_class_rows_f32(
         return false;
     }
     for r in 0..n {
-        let (k, wk, best, rest) = (ks[r], ws[r], best[r], rest[r]);
-        let (m, z) = (m[r], row(r));
-        let (m64, zk) = (f64::from(m), f64::from(z[k]));
-        losses[r] = if wk != 0.0 {
-            crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
-        } else {
-            0.0
-        };
-        let Some(g) = g.as_deref_mut() else { continue };
-        let out = &mut g[r * c..(r + 1) * c];
-        let inv = 1.0 / (1.0 + rest);
-        let factor = scale * wk;
-        let f = (factor * inv) as f32;
-        if f.is_normal() || f == 0.0 {
-            for v in out.iter_mut() {
-                *v *= f;
-            }
-        } else {
-            // A factor outside f32's normal range: every entry in f64.
-            for v in out.iter_mut() {
-                *v = (f64::from(*v) * (factor * inv)) as f32;
-            }
+        let out = g.as_deref_mut().map(|g| &mut g[r * c..(r + 1) * c]);
+        losses[r] = finish_class_row(row(r), ks[r], ws[r], scale, (m[r], best[r], rest[r]), out);
+    }
+    true
+}
+
+/// The loss of an `f32` class row, and its gradient from the exponentials
+/// `out_j = e^{z_j − m}` (`out[best] = 0`), given `(m, best, rest)`.
+#[inline(always)]
+fn finish_class_row(
+    z: &[f32],
+    k: usize,
+    wk: f64,
+    scale: f64,
+    (m, best, rest): (f32, usize, f64),
+    out: Option<&mut [f32]>,
+) -> f64 {
+    let (m64, zk) = (f64::from(m), f64::from(z[k]));
+    let loss = if wk != 0.0 {
+        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
+    } else {
+        0.0
+    };
+    let Some(out) = out else { return loss };
+    let inv = 1.0 / (1.0 + rest);
+    let factor = scale * wk;
+    let f = (factor * inv) as f32;
+    if f.is_normal() || f == 0.0 {
+        for v in out.iter_mut() {
+            *v *= f;
         }
-        out[best] = if k == best {
-            -(factor * (rest * inv)) as f32
-        } else {
-            (factor * inv) as f32
-        };
-        if k != best {
-            let e_k = f64::from(exp32::exp_diff(z[k], m));
-            out[k] = (factor * (e_k * inv - 1.0)) as f32;
+    } else {
+        // A factor outside f32's normal range: every entry in f64.
+        for v in out.iter_mut() {
+            *v = (f64::from(*v) * (factor * inv)) as f32;
         }
+    }
+    out[best] = if k == best {
+        -(factor * (rest * inv)) as f32
+    } else {
+        (factor * inv) as f32
+    };
+    if k != best {
+        let e_k = f64::from(exp32::exp_diff(z[k], m));
+        out[k] = (factor * (e_k * inv - 1.0)) as f32;
+    }
+    loss
+}
+
+/// `x_0 ∘ x_1 ∘ … ∘ x_15` for an associative, commutative `∘` (max, min),
+/// as a halving tree: 4 vector steps, where a left-to-right fold is a chain
+/// of 15 dependent scalar steps.
+#[inline(always)]
+fn halving_tree<X: Copy>(x: [X; F32_CHUNK], op: impl Fn(X, X) -> X) -> X {
+    let mut x8 = [x[0]; 8];
+    for (j, y) in x8.iter_mut().enumerate() {
+        *y = op(x[j], x[j + 8]);
+    }
+    let mut x4 = [x8[0]; 4];
+    for (j, y) in x4.iter_mut().enumerate() {
+        *y = op(x8[j], x8[j + 4]);
+    }
+    op(op(x4[0], x4[2]), op(x4[1], x4[3]))
+}
+
+/// Rows per group of [`cross_entropy_short_rows_f32`].
+pub(crate) const SHORT_ROWS: usize = 16;
+
+/// [`cross_entropy_class_rows_f32`] for rows shorter than [`F32_CHUNK`]
+/// (c = 10, say), on a group of up to [`SHORT_ROWS`] rows, to the same bits:
+/// every loop there would be its scalar tail. The group is copied once into
+/// a buffer padded with `−∞`; each row is then one chunk of [`F32_CHUNK`]
+/// lanes (its lanes `≥ c` set to `−∞`, exponential 0): its maximum, argmax,
+/// exponentials and lane sums (the lane sums of the padded row, which zeros
+/// leave unchanged), all vector code. The exponentials of row `r` are
+/// stored as a whole chunk at `r·c` of a padded buffer (the lanes past the
+/// row are overwritten by the next row), scaled there into the gradient and
+/// copied out once.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn cross_entropy_short_rows_f32(
+    rows: &[f32],
+    ks: &[usize],
+    ws: &[f64],
+    scale: f64,
+    losses: &mut [f64],
+    g: Option<&mut [f32]>,
+) -> bool {
+    const BUF: usize = SHORT_ROWS * F32_CHUNK;
+    let n = losses.len().min(SHORT_ROWS);
+    if n == 0 {
+        return true;
+    }
+    let c = rows.len() / n;
+    if c == 0 || c >= F32_CHUNK {
+        return false;
+    }
+    let mut z = [f32::NEG_INFINITY; BUF];
+    z[..n * c].copy_from_slice(&rows[..n * c]);
+    let mut e = [0.0f32; BUF];
+    let mut stats = [(0.0f32, 0usize, 0.0f64); SHORT_ROWS];
+    for r in 0..n {
+        let chunk: &[f32; F32_CHUNK] = z[r * c..r * c + F32_CHUNK].try_into().unwrap_or(&[0.0; F32_CHUNK]);
+        let mut v = [f32::NEG_INFINITY; F32_CHUNK];
+        for (l, (v, &x)) in v.iter_mut().zip(chunk).enumerate() {
+            *v = if l < c { x } else { f32::NEG_INFINITY };
+        }
+        let m = halving_tree(v, |a, b| if b > a { b } else { a });
+        if !m.is_finite() {
+            return false;
+        }
+        let mut first = [F32_CHUNK as u32; F32_CHUNK];
+        for (l, (f, &x)) in first.iter_mut().zip(&v).enumerate() {
+            *f = if x == m { l as u32 } else { F32_CHUNK as u32 };
+        }
+        let best = halving_tree(first, u32::min) as usize;
+        let out: &mut [f32; F32_CHUNK] = (&mut e[r * c..r * c + F32_CHUNK])
+            .try_into()
+            .unwrap_or_else(|_| unreachable!());
+        for (l, (o, &x)) in out.iter_mut().zip(&v).enumerate() {
+            let x = exp32::exp_diff(x, m);
+            *o = if l == best { 0.0 } else { x };
+        }
+        let rest = lane_sum_f64(out);
+        if rest.is_nan() {
+            return false;
+        }
+        stats[r] = (m, best, rest);
+    }
+    let mut grad = g.map(|g| (g, [0.0f32; BUF]));
+    for r in 0..n {
+        let out = grad.as_mut().map(|(_, buf)| {
+            buf[r * c..(r + 1) * c].copy_from_slice(&e[r * c..(r + 1) * c]);
+            &mut buf[r * c..(r + 1) * c]
+        });
+        losses[r] = finish_class_row(&rows[r * c..(r + 1) * c], ks[r], ws[r], scale, stats[r], out);
+    }
+    if let Some((g, buf)) = grad {
+        g[..n * c].copy_from_slice(&buf[..n * c]);
     }
     true
 }
@@ -593,6 +737,57 @@ pub(crate) fn lane_sum(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The short-row kernel gives the bits of the general group kernel (run
+    /// one row at a time) on every row length it takes: values and
+    /// gradients, with ties, masked (`−∞`) classes and an all-but-one masked
+    /// row, and rejects a NaN row as the general kernel does.
+    #[test]
+    fn short_rows_give_the_bits_of_the_general_kernel() {
+        let mut s = 0x5eed_u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for c in 1..F32_CHUNK {
+            for n in [1, 5, SHORT_ROWS] {
+                let mut z: Vec<f32> = (0..n * c).map(|_| ((next() - 0.5) * 60.0) as f32).collect();
+                z[0] = z[n * c - 1];
+                if c > 2 {
+                    z[1] = f32::NEG_INFINITY;
+                    for v in &mut z[(n - 1) * c..n * c - 1] {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                let ks: Vec<usize> = (0..n).map(|r| (r * 7 + 3) % c).collect();
+                let ws: Vec<f64> = (0..n).map(|_| 0.5 + next()).collect();
+                let (mut l1, mut g1) = (vec![0.0; n], vec![0.0f32; n * c]);
+                assert!(cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, Some(&mut g1)));
+                let mut l0 = vec![0.0; n];
+                assert!(cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l0, None));
+                for r in 0..n {
+                    let (mut l2, mut g2) = ([0.0], vec![0.0f32; c]);
+                    let row = &z[r * c..(r + 1) * c];
+                    assert!(cross_entropy_class_rows_f32(
+                        row,
+                        &ks[r..=r],
+                        &ws[r..=r],
+                        0.3,
+                        &mut l2,
+                        Some(&mut g2)
+                    ));
+                    assert_eq!(l1[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
+                    assert_eq!(l0[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
+                    let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&g1[r * c..(r + 1) * c]), bits(&g2), "c={c} n={n} row {r}");
+                }
+                z[n * c / 2] = f32::NAN;
+                assert!(!cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, Some(&mut g1)));
+            }
+        }
+    }
 
     /// The branch-free search returns the first match, in every position of
     /// a chunk, of the tail and of a later block, in `f32` and `f64`, and
