@@ -465,7 +465,11 @@ fn row_max_f32_in(row: &[f32]) -> f32 {
             *a = if z > *a { z } else { *a };
         }
     }
-    let mut m = acc.iter().fold(f32::NEG_INFINITY, |m, &a| if a > m { a } else { m });
+    let mut half = [f32::NEG_INFINITY; F32_CHUNK];
+    for (h, (&a, &b)) in half.iter_mut().zip(acc[..F32_CHUNK].iter().zip(&acc[F32_CHUNK..])) {
+        *h = if b > a { b } else { a };
+    }
+    let mut m = halving_tree(half, |a, b| if b > a { b } else { a });
     for &z in chunks.remainder() {
         m = if z > m { z } else { m };
     }
