@@ -21,7 +21,7 @@ pub(crate) fn check_logits<T: Real>(what: &'static str, data: &[T], c: usize, al
     let bad = |v: f64| v.is_nan() || v == f64::INFINITY || (v == f64::NEG_INFINITY && !allow_neg_inf);
     // A branch-free count first (vectorized for f32 and f64 data); the
     // search for the first bad entry only where there is one.
-    if data.iter().map(|x| usize::from(bad(x.re()))).sum::<usize>() == 0 {
+    if crate::kernels::rows::count_where(data, |x| bad(x.re())) == 0 {
         return Ok(());
     }
     for (i, x) in data.iter().enumerate() {
@@ -68,6 +68,13 @@ pub(crate) fn check_in_range<T: Real>(
     hi: f64,
     requirement: &'static str,
 ) -> Result<()> {
+    // A branch-free count first (vectorized); the search for the first bad
+    // entry only where there is one.
+    // With finite bounds, `v ∈ [lo, hi]` implies `v` finite (and is false for NaN).
+    let bounded = lo.is_finite() && hi.is_finite();
+    if bounded && crate::kernels::rows::count_where(data, |x| !(x.re() >= lo && x.re() <= hi)) == 0 {
+        return Ok(());
+    }
     for (i, x) in data.iter().enumerate() {
         let v = x.re();
         if !v.is_finite() {

@@ -1038,8 +1038,13 @@ impl BiTemperedLogisticLoss {
             Targets::Probabilities(p) => {
                 activations.same_shape(p, "label targets")?;
                 check_in_range("label targets", p.as_slice(), c, 0.0, 1.0, "a label in [0, 1]")?;
-                for (i, row) in p.rows().enumerate() {
-                    if c > 0 && row.iter().all(|v| v.re() == 0.0) {
+                // Rows without a positive label: counted first (each row's
+                // positive labels by a branch-free count, rows in parallel),
+                // searched only when there is one.
+                let positive = |row: &[P]| row.iter().map(|v| usize::from(v.re() != 0.0)).sum::<usize>();
+                let unlabelled = rows::count_rows_where(p.as_slice(), c, |row| positive(row) == 0);
+                for (i, row) in p.rows().enumerate().filter(|_| unlabelled > 0) {
+                    if c > 0 && positive(row) == 0 {
                         return Err(Error::OutOfDomain {
                             what: "label targets",
                             at: Position::Row(i),
@@ -1235,9 +1240,6 @@ impl BiTemperedLogisticLoss {
         let scale = self.prepare(&activations, &targets)?;
         let (t1, t2) = (self.t1, self.t2);
         let (n, c) = (activations.n(), activations.c());
-        // Probability labels in `f64`, so that rows can run in parallel.
-        let owned = crate::cross_entropy::TargetsF64::read(&targets);
-        let targets64 = owned.view()?;
         let mut unreduced = vec![0.0; n];
         // The first failing row's error (a row's normalizer that does not
         // converge): the smallest row index wins, whatever the scheduling.
@@ -1250,7 +1252,7 @@ impl BiTemperedLogisticLoss {
             let (ln_p, buf) = buf.split_at_mut(c);
             let (half_ln_p, buf) = buf.split_at_mut(c);
             let (gr, inv_base) = buf.split_at_mut(c);
-            self.labels(&targets64, i, y);
+            self.labels(&targets, i, y);
             for (aj, &r) in a.iter_mut().zip(activations.row(i)) {
                 *aj = r.to_f64();
             }

@@ -360,3 +360,83 @@ fn f32_sigmoid_path_stays_within_its_bound() {
     }
     eprintln!("f32 sigmoid path, worst ulps: {}", report.join("; "));
 }
+
+/// Validation counts bad entries first (blocks in parallel) and searches only
+/// when the count is not 0: on batches larger than one block, the error
+/// still names the first bad entry or row, in the order of the
+/// definitions' checks.
+#[test]
+fn validation_of_large_batches_names_the_first_bad_entry() {
+    use entropic::{BiTemperedLogisticLoss, Error, Position};
+    let (n, c) = (200usize, 1000usize);
+    let z: Vec<f32> = (0..n * c).map(|j| ((j * 37) % 101) as f32 * 0.1 - 5.0).collect();
+    let mut y = vec![0.0f32; n * c];
+    for i in 0..n {
+        y[i * c + (i * 13) % c] = 1.0;
+    }
+    let bt = BiTemperedLogisticLoss::new(0.8, 1.2).unwrap();
+    let run = |z: &[f32], y: &[f32]| {
+        bt.loss(
+            Batch::new(z, n, c).unwrap(),
+            Targets::Probabilities(Batch::new(y, n, c).unwrap()),
+        )
+        .err()
+    };
+    assert!(run(&z, &y).is_none());
+    // A label out of range, then a row without a positive label after it:
+    // the range check comes first.
+    let mut bad = y.clone();
+    bad[150 * c + 7] = 1.5;
+    bad[120 * c..121 * c].fill(0.0);
+    let e = run(&z, &bad);
+    assert!(
+        matches!(e, Some(Error::OutOfDomain { at: Position::Cell { row: 150, col: 7 }, value, .. }) if value == 1.5),
+        "{e:?}"
+    );
+    bad[150 * c + 7] = 0.0;
+    bad[170 * c..171 * c].fill(0.0);
+    let e = run(&z, &bad);
+    assert!(
+        matches!(
+            e,
+            Some(Error::OutOfDomain {
+                at: Position::Row(120),
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // Activations: the first NaN or +∞ in row order.
+    let mut bad_z = z.clone();
+    bad_z[190 * c + 3] = f32::INFINITY;
+    bad_z[180 * c + 999] = f32::NAN;
+    let e = run(&bad_z, &y);
+    assert!(
+        matches!(
+            e,
+            Some(Error::NonFinite {
+                at: Position::Cell { row: 180, col: 999 },
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // Softmax cross-entropy with probability targets checks its logits the same way.
+    let p: Vec<f32> = y.clone();
+    let e = SoftmaxCrossEntropy::new()
+        .loss(
+            Batch::new(&bad_z, n, c).unwrap(),
+            Targets::Probabilities(Batch::new(&p, n, c).unwrap()),
+        )
+        .err();
+    assert!(
+        matches!(
+            e,
+            Some(Error::NonFinite {
+                at: Position::Cell { row: 180, col: 999 },
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+}

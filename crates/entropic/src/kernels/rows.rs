@@ -109,6 +109,32 @@ where
     ok.into_inner()
 }
 
+/// The number of entries of `data` for which `bad` holds: a branch-free
+/// count (vectorized), over blocks of [`BLOCK_ELEMENTS`] in parallel with the
+/// `parallel` feature. For input validation: the search for the first bad
+/// entry (which names it in the error) runs only when the count is not 0.
+pub(crate) fn count_where<T: Sync>(data: &[T], bad: impl Fn(&T) -> bool + Sync) -> usize {
+    let count = |block: &[T]| block.iter().map(|x| usize::from(bad(x))).sum::<usize>();
+    #[cfg(feature = "parallel")]
+    if data.len() > BLOCK_ELEMENTS {
+        return data.par_chunks(BLOCK_ELEMENTS).map(count).sum();
+    }
+    count(data)
+}
+
+/// The number of rows of `c` entries of `data` for which `bad` holds, over
+/// blocks of rows in parallel as [`count_where`].
+pub(crate) fn count_rows_where<T: Sync>(data: &[T], c: usize, bad: impl Fn(&[T]) -> bool + Sync) -> usize {
+    let c = c.max(1);
+    let count = |block: &[T]| block.chunks(c).filter(|row| bad(row)).count();
+    #[cfg(feature = "parallel")]
+    if data.len() > BLOCK_ELEMENTS {
+        let rows_per_block = (BLOCK_ELEMENTS / c).max(1);
+        return data.par_chunks(rows_per_block * c).map(count).sum();
+    }
+    count(data)
+}
+
 /// A scratch buffer of `len` entries (reused across rows of a task).
 #[inline]
 pub(crate) fn scratch(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
