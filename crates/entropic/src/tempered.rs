@@ -1015,6 +1015,20 @@ impl BiTemperedLogisticLoss {
     }
 
     fn prepare<T: Real, P: Real>(&self, activations: &Batch<'_, T>, targets: &Targets<'_, P>) -> Result<f64> {
+        self.prepare_scanning(activations, targets, true)
+    }
+
+    /// [`Self::prepare`]; with `scan` false without the checks of every
+    /// entry (labels in `[0, 1]`, a positive label per row, activations not
+    /// NaN or `+∞` and not all `−∞`), which the kernel makes row by row
+    /// ([`Self::row_is_valid`]), calling the full validation for the error
+    /// only when a row fails them.
+    fn prepare_scanning<T: Real, P: Real>(
+        &self,
+        activations: &Batch<'_, T>,
+        targets: &Targets<'_, P>,
+        scan: bool,
+    ) -> Result<f64> {
         let (n, c) = (activations.n(), activations.c());
         match targets {
             Targets::Classes(y) => {
@@ -1035,6 +1049,7 @@ impl BiTemperedLogisticLoss {
                     }
                 }
             }
+            Targets::Probabilities(p) if !scan => activations.same_shape(p, "label targets")?,
             Targets::Probabilities(p) => {
                 activations.same_shape(p, "label targets")?;
                 check_in_range("label targets", p.as_slice(), c, 0.0, 1.0, "a label in [0, 1]")?;
@@ -1055,7 +1070,16 @@ impl BiTemperedLogisticLoss {
                 }
             }
         }
-        check_batch("activations", activations)?;
+        if scan {
+            check_batch("activations", activations)?;
+        } else if c == 0 {
+            return Err(Error::InvalidShape {
+                what: "activations",
+                n,
+                c,
+                requirement: "at least one class",
+            });
+        }
         if self.label_smoothing > 0.0 && c < 2 {
             return Err(Error::InvalidShape {
                 what: "activations",
@@ -1066,6 +1090,27 @@ impl BiTemperedLogisticLoss {
         }
         check_heavy_tail_range("t2", self.t2, c)?;
         self.reduction.scale(n as f64, n)
+    }
+
+    /// Whether row `i` passes the entry checks [`Self::prepare`] makes on
+    /// it (branch-free counts over the row, which is in cache for the
+    /// kernel): its labels in `[0, 1]` with one positive, its activations
+    /// `a` (widened) neither NaN nor `+∞`, not all `−∞`.
+    fn row_is_valid<P: Real>(targets: &Targets<'_, P>, i: usize, a: &[f64]) -> bool {
+        if let Targets::Probabilities(p) = targets {
+            let (outside, positive) = p.row(i).iter().fold((0usize, 0usize), |(o, q), v| {
+                let v = v.re();
+                (o + usize::from(!(v >= 0.0 && v <= 1.0)), q + usize::from(v != 0.0))
+            });
+            if outside > 0 || positive == 0 {
+                return false;
+            }
+        }
+        let bad = a
+            .iter()
+            .map(|&v| usize::from(v.is_nan() | (v == f64::INFINITY)))
+            .sum::<usize>();
+        bad == 0 && !a.iter().all(|&v| v == f64::NEG_INFINITY)
     }
 
     /// The smoothed label row `i` into `y`.
@@ -1237,14 +1282,16 @@ impl BiTemperedLogisticLoss {
         targets: Targets<'_, P>,
         grad: Option<&mut [T]>,
     ) -> Result<LossOutput<T>> {
-        let scale = self.prepare(&activations, &targets)?;
+        // The entries are checked row by row below (the full validation
+        // runs only when a row fails, for its error).
+        let scale = self.prepare_scanning(&activations, &targets, false)?;
         let (t1, t2) = (self.t1, self.t2);
         let (n, c) = (activations.n(), activations.c());
         let mut unreduced = vec![0.0; n];
         // The first failing row's error (a row's normalizer that does not
         // converge): the smallest row index wins, whatever the scheduling.
         let failure: std::sync::Mutex<Option<(usize, Error)>> = std::sync::Mutex::new(None);
-        rows::for_each_row(c, 1, 1, &mut unreduced, grad, |i, loss, g, scratch| {
+        let ok = rows::for_each_row(c, 1, 1, &mut unreduced, grad, |i, loss, g, scratch| {
             let buf = rows::scratch(scratch, 7 * c);
             let (y, buf) = buf.split_at_mut(c);
             let (a, buf) = buf.split_at_mut(c);
@@ -1252,10 +1299,13 @@ impl BiTemperedLogisticLoss {
             let (ln_p, buf) = buf.split_at_mut(c);
             let (half_ln_p, buf) = buf.split_at_mut(c);
             let (gr, inv_base) = buf.split_at_mut(c);
-            self.labels(&targets, i, y);
             for (aj, &r) in a.iter_mut().zip(activations.row(i)) {
                 *aj = r.to_f64();
             }
+            if !Self::row_is_valid(&targets, i, a) {
+                return false;
+            }
+            self.labels(&targets, i, y);
             let buffers = RowBuffers {
                 p,
                 ln_p,
@@ -1302,6 +1352,10 @@ impl BiTemperedLogisticLoss {
             }
             true
         });
+        if !ok {
+            // An invalid row: the full validation names the first bad entry.
+            self.prepare(&activations, &targets)?;
+        }
         if let Some((_, e)) = failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
             return Err(e);
         }
