@@ -1100,7 +1100,7 @@ impl BiTemperedLogisticLoss {
         if let Targets::Probabilities(p) = targets {
             let (outside, positive) = p.row(i).iter().fold((0usize, 0usize), |(o, q), v| {
                 let v = v.re();
-                (o + usize::from(!(v >= 0.0 && v <= 1.0)), q + usize::from(v != 0.0))
+                (o + usize::from(!(0.0..=1.0).contains(&v)), q + usize::from(v != 0.0))
             });
             if outside > 0 || positive == 0 {
                 return false;
