@@ -165,13 +165,7 @@ mod tests {
             pairs.push(((1234.5 - 100.0 * t) as f32, 1234.5));
         }
         // Seeded random pairs over mixed magnitudes.
-        let mut s = 0x2026_u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = crate::kernels::uniform_stream(0x2026);
         for _ in 0..20_000 {
             let m = ((next() - 0.5) * 2e3) as f32;
             let z = (f64::from(m) - 110.0 * next()) as f32;

@@ -738,6 +738,19 @@ pub(crate) fn lane_sum(xs: &[f64]) -> f64 {
     combine(acc)
 }
 
+/// A seeded stream of uniform numbers in `[0, 1)` (xorshift64) for the
+/// kernels' tests.
+#[cfg(test)]
+pub(crate) fn uniform_stream(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,13 +761,7 @@ mod tests {
     /// row, and rejects a NaN row as the general kernel does.
     #[test]
     fn short_rows_give_the_bits_of_the_general_kernel() {
-        let mut s = 0x5eed_u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform_stream(0x5eed);
         for c in 1..F32_CHUNK {
             for n in [1, 5, SHORT_ROWS] {
                 let mut z: Vec<f32> = (0..n * c).map(|_| ((next() - 0.5) * 60.0) as f32).collect();
