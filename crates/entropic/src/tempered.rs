@@ -751,7 +751,7 @@ fn normalize_row_f64(
     } = out;
     check_heavy_tail_range("t", t, row.len())?;
     // Rows are validated (no NaN): the lane max is the plain max.
-    let mu = crate::kernels::row_max_in(row);
+    let mu = crate::kernels::tempered::row_max(row);
     if t == 1.0 {
         // As the generic shifted log-sum: ln_1p of the sum without the max term.
         let best = row.iter().position(|&a| a == mu).unwrap_or(0);
@@ -773,10 +773,7 @@ fn normalize_row_f64(
         }
         return Ok((None, 0));
     }
-    for (pi, &a) in p.iter_mut().zip(row) {
-        *pi = a - mu;
-    }
-    let top = p.iter().filter(|&&x| x == 0.0).count();
+    let top = crate::kernels::tempered::shifted_into(row, mu, p);
     let mut root = solve_shifted_normalizer_fast(p, top, t, max_iterations, row_index)?;
     let mut sum_escort;
     // ln p and p = e^{ln p} vectorized; `p` still holds z = a − μ on entry,
@@ -828,17 +825,10 @@ fn normalize_row_f64(
     }
     let lambda = root.lambda;
     // Heavy-tail entries to replace (rare): checked by a vectorizable count.
-    let far = t > 1.0
-        && ln_p
-            .iter()
-            .zip(row)
-            .map(|(&lp, &a)| usize::from(lp == f64::NEG_INFINITY && a > f64::NEG_INFINITY))
-            .sum::<usize>()
-            > 0;
+    // `half_ln_p` still holds z until here: the far-tail loop below reads it.
+    let far = t > 1.0 && crate::kernels::tempered::far_tail_count(ln_p, row) > 0;
     if !far {
-        for (hi, &lp) in half_ln_p.iter_mut().zip(ln_p.iter()) {
-            *hi = 0.5 * lp;
-        }
+        crate::kernels::scaled_into(ln_p, 0.5, half_ln_p);
         return Ok((Some(sum_escort), root.evaluations));
     }
     for (((pi, lpi), hi), &a) in p.iter_mut().zip(ln_p.iter_mut()).zip(half_ln_p.iter_mut()).zip(row) {
@@ -1021,7 +1011,7 @@ impl BiTemperedLogisticLoss {
     /// [`Self::prepare`]; with `scan` false without the checks of every
     /// entry (labels in `[0, 1]`, a positive label per row, activations not
     /// NaN or `+∞` and not all `−∞`), which the kernel makes row by row
-    /// ([`Self::row_is_valid`]), calling the full validation for the error
+    /// ([`kernels::tempered::widen_checked`]), calling the full validation for the error
     /// only when a row fails them.
     fn prepare_scanning<T: Real, P: Real>(
         &self,
@@ -1090,27 +1080,6 @@ impl BiTemperedLogisticLoss {
         }
         check_heavy_tail_range("t2", self.t2, c)?;
         self.reduction.scale(n as f64, n)
-    }
-
-    /// Whether row `i` passes the entry checks [`Self::prepare`] makes on
-    /// it (branch-free counts over the row, which is in cache for the
-    /// kernel): its labels in `[0, 1]` with one positive, its activations
-    /// `a` (widened) neither NaN nor `+∞`, not all `−∞`.
-    fn row_is_valid<P: Real>(targets: &Targets<'_, P>, i: usize, a: &[f64]) -> bool {
-        if let Targets::Probabilities(p) = targets {
-            let (outside, positive) = p.row(i).iter().fold((0usize, 0usize), |(o, q), v| {
-                let v = v.re();
-                (o + usize::from(!(0.0..=1.0).contains(&v)), q + usize::from(v != 0.0))
-            });
-            if outside > 0 || positive == 0 {
-                return false;
-            }
-        }
-        let bad = a
-            .iter()
-            .map(|&v| usize::from(v.is_nan() | (v == f64::INFINITY)))
-            .sum::<usize>();
-        bad == 0 && !a.iter().all(|&v| v == f64::NEG_INFINITY)
     }
 
     /// The smoothed label row `i` into `y`.
@@ -1299,10 +1268,11 @@ impl BiTemperedLogisticLoss {
             let (ln_p, buf) = buf.split_at_mut(c);
             let (half_ln_p, buf) = buf.split_at_mut(c);
             let (gr, inv_base) = buf.split_at_mut(c);
-            for (aj, &r) in a.iter_mut().zip(activations.row(i)) {
-                *aj = r.to_f64();
-            }
-            if !Self::row_is_valid(&targets, i, a) {
+            let labels = match &targets {
+                Targets::Probabilities(p) => Some(p.row(i)),
+                Targets::Classes(_) => None,
+            };
+            if !kernels::tempered::widen_checked(activations.row(i), labels, a) {
                 return false;
             }
             self.labels(&targets, i, y);
@@ -1346,9 +1316,7 @@ impl BiTemperedLogisticLoss {
                 {
                     row_gradient(p, half_ln_p, y, (t1, t2), scale, gr, inv_base);
                 }
-                for (dst, &v) in g.iter_mut().zip(gr.iter()) {
-                    *dst = T::round_from(v);
-                }
+                kernels::scaled_into(gr, 1.0, g);
             }
             true
         });

@@ -5,6 +5,7 @@
 use multiversion::multiversion;
 
 use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, row_max_in, two_sum};
+use crate::real::{Float, Real};
 
 /// `(S − 1, Q, R)` with `S = Σ_i exp_t(z_i − λ)`, `Q = Σ_i exp_t(z_i − λ)^t`
 /// and `R = Σ_i exp_t(z_i − λ)^{2t−1}` for the tempered-softmax normalizer
@@ -457,6 +458,84 @@ pub(crate) fn tempered_unlabelled_powers_into(ln_p: &[f64], y: &[f64], t1: f64, 
         *o = if yj == 0.0 { v } else { 0.0 };
     }
     lane_sum(out)
+}
+
+/// The row's maximum ([`row_max_in`]), compiled for the running CPU.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn row_max(row: &[f64]) -> f64 {
+    row_max_in(row)
+}
+
+/// `z = a − μ` into `z`, returning how many entries are exactly 0 (the
+/// normalizer's top entries).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn shifted_into(a: &[f64], mu: f64, z: &mut [f64]) -> usize {
+    let mut top = 0u32;
+    for (zi, &ai) in z.iter_mut().zip(a) {
+        *zi = ai - mu;
+        top += u32::from(*zi == 0.0);
+    }
+    top as usize
+}
+
+/// How many entries have `ln p = −∞` although their activation is finite
+/// (a heavy tail's `p` that the last pass could not represent).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn far_tail_count(ln_p: &[f64], a: &[f64]) -> usize {
+    let mut far = 0u32;
+    for (&lp, &ai) in ln_p.iter().zip(a) {
+        far += u32::from((lp == f64::NEG_INFINITY) & (ai > f64::NEG_INFINITY));
+    }
+    far as usize
+}
+
+/// A bi-tempered row's activations widened into `a`, and whether the row
+/// passes the entry checks the loss's validation makes on it: labels (when
+/// given) in `[0, 1]` with one positive, activations neither NaN nor `+∞`,
+/// not all `−∞`. Branch-free `u32` counts in the widening loop (vectorized,
+/// on the row while it is loaded); the caller runs the full ordered
+/// validation for the error when a row fails.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn widen_checked<T: Float, P: Real>(row: &[T], labels: Option<&[P]>, a: &mut [f64]) -> bool {
+    if let Some(p) = labels {
+        let (mut outside, mut positive) = (0u32, 0u32);
+        for v in p {
+            let v = v.re();
+            outside += u32::from(!(0.0..=1.0).contains(&v));
+            positive += u32::from(v != 0.0);
+        }
+        if outside > 0 || positive == 0 {
+            return false;
+        }
+    }
+    let (mut bad, mut finite) = (0u32, 0u32);
+    for (aj, &r) in a.iter_mut().zip(row) {
+        let v = r.to_f64();
+        *aj = v;
+        bad += u32::from(v.is_nan() | (v == f64::INFINITY));
+        finite += u32::from(v > f64::NEG_INFINITY);
+    }
+    bad == 0 && finite > 0
 }
 
 /// Calls `f(j)` for every class with `y[j] ≠ 0`, in order. Where they are
