@@ -415,18 +415,28 @@ pub(crate) fn tempered_step_series(
         inv_base[i] = inv_base[i].mul_add(shrink, inv_base[i]);
         recompute += usize::from(near_edge(z[i]));
     }
-    // Entry by entry (a search, so that the loop is not if-converted into
-    // a vectorized recomputation of every entry).
-    let mut from = 0;
-    for _ in 0..recompute {
-        let Some(j) = z[from..].iter().position(|&zi| near_edge(zi)) else {
+    // Entry by entry, found through a bit mask per 64 entries (branch-free
+    // compares; a scalar search that stopped at each entry cost 70 % of
+    // this function at t = 0.8), until all `recompute` are done. Not one
+    // loop: the compiler would if-convert it into a vectorized
+    // recomputation of every entry.
+    let mut left = recompute;
+    for (chunk, zc) in z.chunks(64).enumerate() {
+        if left == 0 {
             break;
-        };
-        let i = from + j;
-        ln_p[i] = ln_p_at(z[i], lambda_new, k);
-        p[i] = exp::exp(ln_p[i]);
-        inv_base[i] = inv_base_at(z[i], lambda_new, k);
-        from = i + 1;
+        }
+        let mut mask = 0u64;
+        for (l, &zi) in zc.iter().enumerate() {
+            mask |= u64::from(near_edge(zi)) << l;
+        }
+        while mask != 0 && left > 0 {
+            let i = chunk * 64 + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            left -= 1;
+            ln_p[i] = ln_p_at(z[i], lambda_new, k);
+            p[i] = exp::exp(ln_p[i]);
+            inv_base[i] = inv_base_at(z[i], lambda_new, k);
+        }
     }
     let mut q = [0.0; LANES];
     let tail = c - c % LANES;
