@@ -426,6 +426,12 @@ enum Stop {
     /// After a step of relative size `≤ COARSE_STEP`: the `f32` first phase,
     /// whose `λ` is only a starting point.
     Coarse,
+    /// As `Coarse`, or after a Halley step whose predicted successor
+    /// (`COARSE_CUBIC_FACTOR · step³`, relative) is within
+    /// `PREDICTED_ROOT_STEP`: the `f32` phase of a long row, whose last
+    /// pass takes that next step in `f64` (a row where it is larger goes on
+    /// with the `f64` solver: slower, not less accurate).
+    CoarseCubic,
 }
 
 /// The relative step size (in units of `|λ| + 1/Q`, the scale on which `S`
@@ -440,6 +446,13 @@ const PREDICTED_ROOT_STEP: f64 = 9.5367431640625e-7;
 /// start is as good as `f32` makes it; one `f64` Halley step from there has
 /// a relative size near `2^-24`, within [`PREDICTED_ROOT_STEP`].
 const COARSE_STEP: f64 = 6.103515625e-5;
+
+/// The constant of [`Stop::CoarseCubic`]'s prediction: a Halley step of
+/// relative size `r` leaves an error of about `K·r³`. Measured on the
+/// benchmark's rows (c = 1000, logits in [−4, 4)), the next step over the
+/// cube of the last: `K` = 0.03 at t = 1.2, 0.07 at t = 0.8; 0.2 leaves a
+/// margin of 3 (a row beyond it costs `f64` passes, not accuracy).
+const COARSE_CUBIC_FACTOR: f64 = 0.2;
 
 /// The cap on `f32` passes (a starting point only; the `f64` solver goes on
 /// from wherever they stop).
@@ -557,6 +570,9 @@ fn halley_solve(
             Stop::Confirmed => false,
             Stop::Predicted => halley && next == newton && relative <= PREDICTED_ROOT_STEP,
             Stop::Coarse => relative <= COARSE_STEP,
+            Stop::CoarseCubic => {
+                relative <= COARSE_STEP || (halley && COARSE_CUBIC_FACTOR * relative.powi(3) <= PREDICTED_ROOT_STEP)
+            }
         };
         if early {
             return root(next, it, false);
@@ -606,7 +622,14 @@ const SERIES_MIN_CLASSES: usize = 64;
 /// the `f64` pass.
 fn solve_shifted_normalizer_fast(z: &[f64], top: usize, t: f64, max_iterations: usize, row: usize) -> Result<Root> {
     let sums32 = |lambda| crate::kernels::tempered::tempered_sums32(z, lambda, t);
-    let (start, coarse, settled) = match halley_solve(sums32, t, z.len(), 0.0, COARSE_MAX_PASSES, Stop::Coarse) {
+    // Long rows end the f32 phase one pass early where the cubic
+    // convergence predicts the f64 last pass's step within its bound.
+    let stop = if z.len() >= SERIES_MIN_CLASSES {
+        Stop::CoarseCubic
+    } else {
+        Stop::Coarse
+    };
+    let (start, coarse, settled) = match halley_solve(sums32, t, z.len(), 0.0, COARSE_MAX_PASSES, stop) {
         Ok(r) => (r.lambda, r.evaluations, true),
         Err(_) => (0.0, COARSE_MAX_PASSES, false),
     };
@@ -1663,9 +1686,10 @@ mod tests {
             }
         }
         // The benchmark's rows (c = 1000) and short rows (c = 32): the pass
-        // count.
-        for (c, passes) in [(1000, 4), (32, 5)] {
-            for &t in &[1.2, 0.8] {
+        // count. At t = 0.8 the long rows' f32 phase stops after 2 passes
+        // (Stop::CoarseCubic), at t = 1.2 after 3.
+        for (c, t, passes) in [(1000, 1.2, 4), (1000, 0.8, 3), (32, 1.2, 5), (32, 0.8, 5)] {
+            {
                 for _ in 0..50 {
                     let row: Vec<f64> = (0..c).map(|_| uniform(-4.0, 4.0)).collect();
                     let (_, n) = normalized(&row, t);
