@@ -464,7 +464,7 @@ impl SoftmaxCrossEntropy {
             let len = losses.len();
             if let (Some(y), Some(rows32)) = (classes, T::as_f32(&logits.as_slice()[i * c..(i + len) * c])) {
                 let ks = &y[i..i + len];
-                if len > 1 && ks.iter().all(|&k| Some(k) != self.ignore_index) {
+                if ks.iter().all(|&k| Some(k) != self.ignore_index) {
                     let mut ws = [1.0; kernels::MAX_CLASS_GROUP];
                     if let Some(w) = &self.weight {
                         for (wr, &k) in ws.iter_mut().zip(ks) {

@@ -68,9 +68,9 @@ pub(crate) fn check_in_range<T: Real>(
     hi: f64,
     requirement: &'static str,
 ) -> Result<()> {
-    // A branch-free count first (vectorized); the search for the first bad
-    // entry only where there is one.
-    // With finite bounds, `v ∈ [lo, hi]` implies `v` finite (and is false for NaN).
+    // A branch-free count first (vectorized), the search for the first bad
+    // entry only where there is one; with finite bounds `v ∈ [lo, hi]`
+    // implies `v` finite (and is false for NaN).
     let bounded = lo.is_finite() && hi.is_finite();
     if bounded && crate::kernels::rows::count_where(data, |x| !(x.re() >= lo && x.re() <= hi)) == 0 {
         return Ok(());

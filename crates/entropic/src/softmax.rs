@@ -224,15 +224,9 @@ pub(crate) fn check_batch<T: Real>(what: &'static str, logits: &Batch<'_, T>) ->
             requirement: "at least one class",
         });
     }
-    // Counted first (rows in parallel, branch-free counts of NaN and +∞),
-    // the rows searched in order only when one is bad.
-    let bad_row = |row: &[T]| {
-        let bad = row
-            .iter()
-            .map(|z| usize::from(z.re().is_nan() | (z.re() == f64::INFINITY)))
-            .sum::<usize>();
-        bad > 0 || row.iter().all(|z| z.re() == f64::NEG_INFINITY)
-    };
+    // Bad rows counted first (rows in parallel; `check_row` counts before it
+    // searches), the rows searched in order only when there is one.
+    let bad_row = |row: &[T]| check_row(what, row, 0).is_err();
     if crate::kernels::rows::count_rows_where(logits.as_slice(), logits.c(), bad_row) == 0 {
         return Ok(());
     }

@@ -681,9 +681,8 @@ pub(crate) fn cross_entropy_short_rows_f32(
     let mut e = [0.0f32; BUF];
     let mut stats = [(0.0f32, 0usize, 0.0f64); SHORT_ROWS];
     for r in 0..n {
-        let chunk: &[f32; F32_CHUNK] = z[r * c..r * c + F32_CHUNK].try_into().unwrap_or(&[0.0; F32_CHUNK]);
         let mut v = [f32::NEG_INFINITY; F32_CHUNK];
-        for (l, (v, &x)) in v.iter_mut().zip(chunk).enumerate() {
+        for (l, (v, &x)) in v.iter_mut().zip(&z[r * c..r * c + F32_CHUNK]).enumerate() {
             *v = if l < c { x } else { f32::NEG_INFINITY };
         }
         let m = halving_tree(v, |a, b| if b > a { b } else { a });
@@ -695,9 +694,7 @@ pub(crate) fn cross_entropy_short_rows_f32(
             *f = if x == m { l as u32 } else { F32_CHUNK as u32 };
         }
         let best = halving_tree(first, u32::min) as usize;
-        let out: &mut [f32; F32_CHUNK] = (&mut e[r * c..r * c + F32_CHUNK])
-            .try_into()
-            .unwrap_or_else(|_| unreachable!());
+        let out = &mut e[r * c..r * c + F32_CHUNK];
         for (l, (o, &x)) in out.iter_mut().zip(&v).enumerate() {
             let x = exp32::exp_diff(x, m);
             *o = if l == best { 0.0 } else { x };
@@ -708,16 +705,14 @@ pub(crate) fn cross_entropy_short_rows_f32(
         }
         stats[r] = (m, best, rest);
     }
-    let mut grad = g.map(|g| (g, [0.0f32; BUF]));
+    // Each row's exponentials are scaled in place into its gradient (the
+    // rows' entries no longer overlap), then copied out at once.
     for r in 0..n {
-        let out = grad.as_mut().map(|(_, buf)| {
-            buf[r * c..(r + 1) * c].copy_from_slice(&e[r * c..(r + 1) * c]);
-            &mut buf[r * c..(r + 1) * c]
-        });
+        let out = g.is_some().then(|| &mut e[r * c..(r + 1) * c]);
         losses[r] = finish_class_row(&rows[r * c..(r + 1) * c], ks[r], ws[r], scale, stats[r], out);
     }
-    if let Some((g, buf)) = grad {
-        g[..n * c].copy_from_slice(&buf[..n * c]);
+    if let Some(g) = g {
+        g[..n * c].copy_from_slice(&e[..n * c]);
     }
     true
 }
