@@ -85,6 +85,24 @@ pub(crate) fn top_residual(top: usize, lambda: f64, t: f64) -> f64 {
     (m - 1.0) + m * ((-k * lambda).ln_1p() / k).exp_m1()
 }
 
+/// Bits of `|1/(1 − t)|` that [`integer_exponent`] allows (`≤ 31`).
+const INTEGER_EXPONENT_BITS: u32 = 5;
+
+/// `1/(1 − t)` when it is an integer `n`, `1 ≤ |n| < 2^`[`INTEGER_EXPONENT_BITS`]
+/// (`t` = 0.8, 1.2, 0.5, 1.5, 2, 0.9, 1.1, …), to within `2^-32` of
+/// it (the decimal temperatures' `f64` rounding leaves `1/(1 − t)` within
+/// about `10^-15·n²` of `n`): then `b^n` differs from `b^{1/(1−t)}` by a
+/// relative `|1/(1−t) − n|·|ln b| ≤ 2^-32·89` for every `f32` base, below
+/// `f32`'s rounding, and [`tempered_sums32`] takes the power by repeated
+/// squaring instead of a log and an exponential.
+fn integer_exponent(t: f64) -> Option<i32> {
+    const INTEGER_EXPONENT_TOLERANCE: f64 = 2.3283064365386963e-10;
+    let exponent = 1.0 / (1.0 - t);
+    let n = exponent.round();
+    let fits = n != 0.0 && n.abs() < f64::from(1u32 << INTEGER_EXPONENT_BITS);
+    (fits && (exponent - n).abs() <= INTEGER_EXPONENT_TOLERANCE).then_some(n as i32)
+}
+
 /// [`tempered_sums`] in `f32` arithmetic (8 lanes with AVX2; `S − 1` as the
 /// `f32`-accurate `S` minus 1), for the first
 /// phase of the normalizer's solver, whose `λ` is only a starting point:
@@ -106,6 +124,7 @@ pub(crate) fn top_residual(top: usize, lambda: f64, t: f64) -> f64 {
 pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64) {
     let k = (1.0 - t) as f32;
     let inv_k = 1.0 / k;
+    let exponent = integer_exponent(t);
     const BLOCK: usize = 256;
     let (mut s, mut q, mut r) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
     let (mut pb, mut qb, mut rb) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
@@ -116,19 +135,42 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
         for (x, &zi) in xb.iter_mut().zip(block) {
             *x = (zi - lambda) as f32;
         }
-        for (((p, pt), pr), &x) in pb
+        let entries = pb
             .iter_mut()
             .zip(qb.iter_mut())
             .zip(rb.iter_mut())
-            .zip(&xb[..block.len()])
-        {
-            let base = k.mul_add(x, 1.0);
-            let e = exp32::exp_nonpositive(log1p::ln32(base) * inv_k);
-            let inv = 1.0 / base;
+            .zip(&xb[..block.len()]);
+        // p = b^{1/k}, by repeated squaring where 1/k is an integer, else as
+        // e^{ln(b)/k}; then p^t = p/b, p^{2t−1} = p^t/b.
+        let powers = |x: f32, base: f32, inv: f32, power: f32| {
             // Subnormal bases (p below f32's range anyway) count as outside.
             let outside = base < f32::MIN_POSITIVE || x == f32::NEG_INFINITY;
-            let (v, vt) = (e, e * inv);
-            (*p, *pt, *pr) = if outside { (0.0, 0.0, 0.0) } else { (v, vt, vt * inv) };
+            let vt = power * inv;
+            if outside {
+                (0.0, 0.0, 0.0)
+            } else {
+                (power, vt, vt * inv)
+            }
+        };
+        if let Some(n) = exponent {
+            let (bits, invert) = (n.unsigned_abs(), n < 0);
+            for (((p, pt), pr), &x) in entries {
+                let base = k.mul_add(x, 1.0);
+                let inv = 1.0 / base;
+                let mut square = if invert { inv } else { base };
+                let mut power = 1.0f32;
+                for bit in 0..INTEGER_EXPONENT_BITS {
+                    power *= if bits >> bit & 1 == 1 { square } else { 1.0 };
+                    square *= square;
+                }
+                (*p, *pt, *pr) = powers(x, base, inv, power);
+            }
+        } else {
+            for (((p, pt), pr), &x) in entries {
+                let base = k.mul_add(x, 1.0);
+                let inv = 1.0 / base;
+                (*p, *pt, *pr) = powers(x, base, inv, exp32::exp_nonpositive(log1p::ln32(base) * inv_k));
+            }
         }
         for (buf, acc) in [(&mut pb, &mut s), (&mut qb, &mut q), (&mut rb, &mut r)] {
             buf[block.len()..].fill(0.0);
@@ -671,7 +713,7 @@ mod tests {
         const F32_CURVATURE_SUM_RELATIVE: f64 = 3.814697265625e-6;
         let bounds = [F32_SUMS_RELATIVE, F32_SUMS_RELATIVE, F32_CURVATURE_SUM_RELATIVE];
         let mut worst = [0.0f64; 3];
-        for (seed, t) in [0.3, 0.8, 1.2, 2.0, 4.0].into_iter().enumerate() {
+        for (seed, t) in [0.3, 0.8, 1.2, 2.0, 4.0, 0.5, 0.9, 1.1, 1.5].into_iter().enumerate() {
             for (c, spread) in [(10, 8.0), (1000, 8.0), (1000, 100.0), (100, 1e4)] {
                 let z = row(c, spread, seed as u64 + 1);
                 for lambda in [0.0, 0.01, 0.3] {
@@ -691,6 +733,27 @@ mod tests {
             assert!(worst[i] <= bounds[i], "f32 sum {i} off by {:e} relative", worst[i]);
         }
         eprintln!("f32 sums: worst relative differences (S, Q, R) {worst:?}");
+    }
+
+    /// The integer exponents are recognized for the temperatures whose
+    /// `1/(1 − t)` is one, and only for those within range.
+    #[test]
+    fn integer_exponents_are_recognized() {
+        for (t, n) in [
+            (0.8, 5),
+            (1.2, -5),
+            (0.5, 2),
+            (1.5, -2),
+            (2.0, -1),
+            (0.0, 1),
+            (0.9, 10),
+            (1.1, -10),
+        ] {
+            assert_eq!(integer_exponent(t), Some(n), "t = {t}");
+        }
+        for t in [0.3, 0.7, 4.0, 1.0 - 1.0 / 32.0, 1.01, 1.2 + 1e-9] {
+            assert_eq!(integer_exponent(t), None, "t = {t}");
+        }
     }
 
     /// The first-order move agrees with recomputing the row at `λ + δ`
