@@ -657,14 +657,11 @@ pub(crate) fn tempered_gradient_fused(
     };
     for_each_labelled(y, |j| out[j] = labelled(j));
     let limit = (2.0 * TEMPERED_DIRECT_HALF_LOG).exp();
-    // Counts of entries not below the limit (NaN compares false).
-    let mut beyond = [0.0f64; LANES];
-    for ch in out.chunks(LANES) {
-        for (b, &a) in beyond.iter_mut().zip(ch) {
-            *b += if a.abs() < limit { 0.0 } else { 1.0 };
-        }
-    }
-    if beyond.iter().any(|&b| b != 0.0) {
+    // Entries not below the limit (NaN compares false), counted by an
+    // integer sum the compiler keeps in registers (lane accumulators over
+    // `chunks` went through memory, a store-to-load chain per chunk).
+    let beyond: usize = out.iter().map(|&a| usize::from(!(a.abs() < limit))).sum();
+    if beyond != 0 {
         return false;
     }
     let total = lane_sum(out);
