@@ -592,16 +592,10 @@ fn finish_class_row(
     (m, best, rest): (f32, usize, f64),
     out: Option<&mut [f32]>,
 ) -> f64 {
-    let (m64, zk) = (f64::from(m), f64::from(z[k]));
-    let loss = if wk != 0.0 {
-        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), zk, m64, wk)
-    } else {
-        0.0
-    };
+    let loss = class_row_loss(z, k, wk, m, rest);
     let Some(out) = out else { return loss };
-    let inv = 1.0 / (1.0 + rest);
-    let factor = scale * wk;
-    let f = (factor * inv) as f32;
+    let factor = class_row_factor(wk, scale, rest);
+    let f = factor as f32;
     if f.is_normal() || f == 0.0 {
         for v in out.iter_mut() {
             *v *= f;
@@ -609,9 +603,44 @@ fn finish_class_row(
     } else {
         // A factor outside f32's normal range: every entry in f64.
         for v in out.iter_mut() {
-            *v = (f64::from(*v) * (factor * inv)) as f32;
+            *v = (f64::from(*v) * factor) as f32;
         }
     }
+    class_row_target_entries(z, k, wk, scale, (m, best, rest), out);
+    loss
+}
+
+/// The loss `w_k·(ln(1 + rest) − (z_k − m))` of an `f32` class row (0 for
+/// `w_k = 0`).
+#[inline(always)]
+fn class_row_loss(z: &[f32], k: usize, wk: f64, m: f32, rest: f64) -> f64 {
+    if wk != 0.0 {
+        crate::softmax::nll_term(crate::softmax::log_one_plus(rest), f64::from(z[k]), f64::from(m), wk)
+    } else {
+        0.0
+    }
+}
+
+/// The factor `scale·w_k/(1 + rest)` of an `f32` class row's gradient
+/// entries `e_j` (rounded to `f32` where that is normal or 0).
+#[inline(always)]
+fn class_row_factor(wk: f64, scale: f64, rest: f64) -> f64 {
+    scale * wk * (1.0 / (1.0 + rest))
+}
+
+/// The gradient's argmax and target entries of an `f32` class row, in
+/// `f64`, over the scaled exponentials in `out`.
+#[inline(always)]
+fn class_row_target_entries(
+    z: &[f32],
+    k: usize,
+    wk: f64,
+    scale: f64,
+    (m, best, rest): (f32, usize, f64),
+    out: &mut [f32],
+) {
+    let inv = 1.0 / (1.0 + rest);
+    let factor = scale * wk;
     out[best] = if k == best {
         -(factor * (rest * inv)) as f32
     } else {
@@ -621,7 +650,6 @@ fn finish_class_row(
         let e_k = f64::from(exp32::exp_diff(z[k], m));
         out[k] = (factor * (e_k * inv - 1.0)) as f32;
     }
-    loss
 }
 
 /// `x_0 ∘ x_1 ∘ … ∘ x_15` for an associative, commutative `∘` (max, min),
@@ -645,14 +673,17 @@ pub(crate) const SHORT_ROWS: usize = 16;
 
 /// [`cross_entropy_class_rows_f32`] for rows shorter than [`F32_CHUNK`]
 /// (c = 10, say), on a group of up to [`SHORT_ROWS`] rows, to the same bits:
-/// every loop there would be its scalar tail. The group is copied once into
-/// a buffer padded with `−∞`; each row is then one chunk of [`F32_CHUNK`]
-/// lanes (its lanes `≥ c` set to `−∞`, exponential 0): its maximum, argmax,
-/// exponentials and lane sums (the lane sums of the padded row, which zeros
-/// leave unchanged), all vector code. The exponentials of row `r` are
-/// stored as a whole chunk at `r·c` of a padded buffer (the lanes past the
-/// row are overwritten by the next row), scaled there into the gradient and
-/// copied out once.
+/// every loop there would be its scalar tail, and each row's short chain of
+/// stages (maximum, argmax, exponentials, sum) would run on its own. Here
+/// the group is transposed once into columns `x[l][r] = z_{r,l}` (padded
+/// with `−∞` past a row and past the group), and every stage runs across
+/// the rows, one vector operation per class: the maxima, the first argmax
+/// (`min l` with `x[l][r] = m_r`), the exponentials (`0` at the argmax and
+/// in the padding, as there), the lane sums in [`lane_sum_f64`]'s order
+/// (`combine` of lanes 0–7 plus `combine` of lanes 8–15, in `f64`) and the
+/// gradient's scaling by each row's factor (in `f64` for a row whose factor
+/// is not a normal `f32`, as there); the gradient is transposed back, and
+/// the loss and the target and argmax entries are formed per row.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
@@ -667,7 +698,6 @@ pub(crate) fn cross_entropy_short_rows_f32(
     losses: &mut [f64],
     g: Option<&mut [f32]>,
 ) -> bool {
-    const BUF: usize = SHORT_ROWS * F32_CHUNK;
     let n = losses.len().min(SHORT_ROWS);
     if n == 0 {
         return true;
@@ -676,43 +706,69 @@ pub(crate) fn cross_entropy_short_rows_f32(
     if c == 0 || c >= F32_CHUNK {
         return false;
     }
-    let mut z = [f32::NEG_INFINITY; BUF];
-    z[..n * c].copy_from_slice(&rows[..n * c]);
-    let mut e = [0.0f32; BUF];
-    let mut stats = [(0.0f32, 0usize, 0.0f64); SHORT_ROWS];
-    for r in 0..n {
-        let mut v = [f32::NEG_INFINITY; F32_CHUNK];
-        for (l, (v, &x)) in v.iter_mut().zip(&z[r * c..r * c + F32_CHUNK]).enumerate() {
-            *v = if l < c { x } else { f32::NEG_INFINITY };
+    let mut x = [[f32::NEG_INFINITY; SHORT_ROWS]; F32_CHUNK];
+    for (r, row) in rows.chunks_exact(c).take(n).enumerate() {
+        for (col, &v) in x.iter_mut().zip(row) {
+            col[r] = v;
         }
-        let m = halving_tree(v, |a, b| if b > a { b } else { a });
-        if !m.is_finite() {
-            return false;
-        }
-        let mut first = [F32_CHUNK as u32; F32_CHUNK];
-        for (l, (f, &x)) in first.iter_mut().zip(&v).enumerate() {
-            *f = if x == m { l as u32 } else { F32_CHUNK as u32 };
-        }
-        let best = halving_tree(first, u32::min) as usize;
-        let out = &mut e[r * c..r * c + F32_CHUNK];
-        for (l, (o, &x)) in out.iter_mut().zip(&v).enumerate() {
-            let x = exp32::exp_diff(x, m);
-            *o = if l == best { 0.0 } else { x };
-        }
-        let rest = lane_sum_f64(out);
-        if rest.is_nan() {
-            return false;
-        }
-        stats[r] = (m, best, rest);
     }
-    // Each row's exponentials are scaled in place into its gradient (the
-    // rows' entries no longer overlap), then copied out at once.
-    for r in 0..n {
-        let out = g.is_some().then(|| &mut e[r * c..(r + 1) * c]);
-        losses[r] = finish_class_row(&rows[r * c..(r + 1) * c], ks[r], ws[r], scale, stats[r], out);
+    let mut m = x[0];
+    for col in &x[1..c] {
+        for (mr, &v) in m.iter_mut().zip(col) {
+            *mr = if v > *mr { v } else { *mr };
+        }
     }
-    if let Some(g) = g {
-        g[..n * c].copy_from_slice(&e[..n * c]);
+    if m[..n].iter().any(|m| !m.is_finite()) {
+        return false;
+    }
+    // The padding rows (all −∞) get m = 0: their exponentials are 0.
+    m[n..].fill(0.0);
+    let mut best = [0u32; SHORT_ROWS];
+    for (l, col) in x.iter().enumerate().take(c).rev() {
+        for ((b, &v), &mr) in best.iter_mut().zip(col).zip(&m) {
+            *b = if v == mr { l as u32 } else { *b };
+        }
+    }
+    let mut e = [[0.0f32; SHORT_ROWS]; F32_CHUNK];
+    for (l, (ecol, col)) in e.iter_mut().zip(&x).enumerate().take(c) {
+        for (((ev, &v), &mr), &b) in ecol.iter_mut().zip(col).zip(&m).zip(&best) {
+            let v = exp32::exp_diff(v, mr);
+            *ev = if b == l as u32 { 0.0 } else { v };
+        }
+    }
+    let mut rest = [0.0f64; SHORT_ROWS];
+    for (r, rv) in rest.iter_mut().enumerate() {
+        let a = |l: usize| f64::from(e[l][r]);
+        let low = ((a(0) + a(4)) + (a(1) + a(5))) + ((a(2) + a(6)) + (a(3) + a(7)));
+        let high = ((a(8) + a(12)) + (a(9) + a(13))) + ((a(10) + a(14)) + (a(11) + a(15)));
+        *rv = low + high;
+    }
+    if rest[..n].iter().any(|r| r.is_nan()) {
+        return false;
+    }
+    let row = |r: usize| &rows[r * c..(r + 1) * c];
+    for r in 0..n {
+        losses[r] = class_row_loss(row(r), ks[r], ws[r], m[r], rest[r]);
+    }
+    let Some(g) = g else { return true };
+    let (mut factor, mut normal) = ([0.0f64; SHORT_ROWS], [true; SHORT_ROWS]);
+    for r in 0..n {
+        factor[r] = class_row_factor(ws[r], scale, rest[r]);
+        let f = factor[r] as f32;
+        normal[r] = f.is_normal() || f == 0.0;
+    }
+    for col in e.iter_mut().take(c) {
+        for ((v, &fr), &nr) in col.iter_mut().zip(&factor).zip(&normal) {
+            let (in32, in64) = (*v * fr as f32, (f64::from(*v) * fr) as f32);
+            *v = if nr { in32 } else { in64 };
+        }
+    }
+    for (r, out) in g.chunks_exact_mut(c).take(n).enumerate() {
+        for (o, col) in out.iter_mut().zip(&e) {
+            *o = col[r];
+        }
+        let stats = (m[r], best[r] as usize, rest[r]);
+        class_row_target_entries(row(r), ks[r], ws[r], scale, stats, out);
     }
     true
 }
@@ -768,29 +824,41 @@ mod tests {
                     }
                 }
                 let ks: Vec<usize> = (0..n).map(|r| (r * 7 + 3) % c).collect();
-                let ws: Vec<f64> = (0..n).map(|_| 0.5 + next()).collect();
-                let (mut l1, mut g1) = (vec![0.0; n], vec![0.0f32; n * c]);
-                assert!(cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, Some(&mut g1)));
-                let mut l0 = vec![0.0; n];
-                assert!(cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l0, None));
-                for r in 0..n {
-                    let (mut l2, mut g2) = ([0.0], vec![0.0f32; c]);
-                    let row = &z[r * c..(r + 1) * c];
-                    assert!(cross_entropy_class_rows_f32(
-                        row,
-                        &ks[r..=r],
-                        &ws[r..=r],
-                        0.3,
-                        &mut l2,
-                        Some(&mut g2)
+                // One weight 0 (loss and gradient 0); scale 1e-42 makes every
+                // factor a subnormal f32 (the rows scaled in f64).
+                let ws: Vec<f64> = (0..n).map(|r| if r == 2 { 0.0 } else { 0.5 + next() }).collect();
+                for scale in [0.3, 1e-42] {
+                    let (mut l1, mut g1) = (vec![0.0; n], vec![0.0f32; n * c]);
+                    assert!(cross_entropy_short_rows_f32(
+                        &z,
+                        &ks,
+                        &ws,
+                        scale,
+                        &mut l1,
+                        Some(&mut g1)
                     ));
-                    assert_eq!(l1[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
-                    assert_eq!(l0[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
-                    let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&g1[r * c..(r + 1) * c]), bits(&g2), "c={c} n={n} row {r}");
+                    let mut l0 = vec![0.0; n];
+                    assert!(cross_entropy_short_rows_f32(&z, &ks, &ws, scale, &mut l0, None));
+                    for r in 0..n {
+                        let (mut l2, mut g2) = ([0.0], vec![0.0f32; c]);
+                        let row = &z[r * c..(r + 1) * c];
+                        let (k, w) = (&ks[r..=r], &ws[r..=r]);
+                        assert!(cross_entropy_class_rows_f32(row, k, w, scale, &mut l2, Some(&mut g2)));
+                        assert_eq!(l1[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
+                        assert_eq!(l0[r].to_bits(), l2[0].to_bits(), "c={c} n={n} row {r}");
+                        let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&g1[r * c..(r + 1) * c]),
+                            bits(&g2),
+                            "c={c} n={n} row {r} scale {scale}"
+                        );
+                    }
                 }
+                let mut l1 = vec![0.0; n];
                 z[n * c / 2] = f32::NAN;
-                assert!(!cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, Some(&mut g1)));
+                assert!(!cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, None));
+                z[n * c / 2] = f32::INFINITY;
+                assert!(!cross_entropy_short_rows_f32(&z, &ks, &ws, 0.3, &mut l1, None));
             }
         }
     }
