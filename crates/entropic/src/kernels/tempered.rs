@@ -657,10 +657,10 @@ pub(crate) fn tempered_gradient_fused(
     };
     for_each_labelled(y, |j| out[j] = labelled(j));
     let limit = (2.0 * TEMPERED_DIRECT_HALF_LOG).exp();
-    // Entries not below the limit (NaN compares false), counted by an
+    // Entries not below the limit (or NaN), counted by an
     // integer sum the compiler keeps in registers (lane accumulators over
     // `chunks` went through memory, a store-to-load chain per chunk).
-    let beyond: usize = out.iter().map(|&a| usize::from(!(a.abs() < limit))).sum();
+    let beyond: usize = out.iter().map(|&a| usize::from((a.abs() >= limit) | a.is_nan())).sum();
     if beyond != 0 {
         return false;
     }
