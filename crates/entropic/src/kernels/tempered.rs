@@ -4,7 +4,7 @@
 
 use multiversion::multiversion;
 
-use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, row_max_in, two_sum};
+use super::{LANES, combine, exp, exp32, first_index_of_in, lane_sum, log1p, quotient, row_max_in, two_sum};
 use crate::real::{Float, Real};
 
 /// `(S − 1, Q, R)` with `S = Σ_i exp_t(z_i − λ)`, `Q = Σ_i exp_t(z_i − λ)^t`
@@ -203,11 +203,13 @@ fn tree_sum_into<F: Copy + std::ops::AddAssign + Into<f64>>(buf: &mut [F; 256], 
 
 /// `ln exp_t(z − λ) = ln1p(k(z − λ))/k` with `k = 1 − t` (`−∞` outside the
 /// finite support, at `z = −∞` and where `k(z − λ)` overflows): one entry
-/// of [`tempered_logs_into`].
+/// of [`tempered_logs_into`]. The division by `k` is the [`quotient`] by
+/// `inv_k = 1/k` (the same bits; 2.5 % of the bi-tempered benchmark's time
+/// on one core, measured).
 #[inline(always)]
-fn ln_p_at(z: f64, lambda: f64, k: f64) -> f64 {
+fn ln_p_at(z: f64, lambda: f64, k: f64, inv_k: f64) -> f64 {
     let ku = k * (z - lambda);
-    let l = log1p::ln_1p(ku) / k;
+    let l = quotient(log1p::ln_1p(ku), k, inv_k);
     if ku <= -1.0 || z == f64::NEG_INFINITY || l.is_nan() {
         f64::NEG_INFINITY
     } else {
@@ -251,8 +253,9 @@ pub(crate) fn tempered_logs_into(
     inv_base: &mut [f64],
 ) -> (f64, f64, f64) {
     let k = 1.0 - t;
+    let inv_k = 1.0 / k;
     for (lp, &zi) in ln_p.iter_mut().zip(z) {
-        *lp = ln_p_at(zi, lambda, k);
+        *lp = ln_p_at(zi, lambda, k, inv_k);
     }
     for (pi, &lp) in p.iter_mut().zip(ln_p.iter()) {
         *pi = exp::exp(lp);
@@ -460,7 +463,7 @@ pub(crate) fn tempered_step_series(
     // Entry by entry (not one loop: the compiler would if-convert it into a
     // vectorized recomputation of every entry).
     for_each_index_where(z, recompute, near_edge, |i| {
-        ln_p[i] = ln_p_at(z[i], lambda_new, k);
+        ln_p[i] = ln_p_at(z[i], lambda_new, k, 1.0 / k);
         p[i] = exp::exp(ln_p[i]);
         inv_base[i] = inv_base_at(z[i], lambda_new, k);
     });
