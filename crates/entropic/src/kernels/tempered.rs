@@ -501,15 +501,16 @@ pub(crate) fn tempered_step_series(
         p[i] = exp::exp(ln_p[i]);
         inv_base[i] = inv_base_at(z[i], lambda_new, k);
     });
+    // Zipped lanes (indexed lanes compiled to 2-wide pieces).
     let mut q = [0.0; LANES];
-    let tail = c - c % LANES;
-    for (pc, ic) in p[..tail].chunks_exact(LANES).zip(inv_base[..tail].chunks_exact(LANES)) {
-        for i in 0..LANES {
-            q[i] = pc[i].mul_add(ic[i], q[i]);
+    let (mut ps, mut is) = (p.chunks_exact(LANES), inv_base.chunks_exact(LANES));
+    for (pc, ic) in (&mut ps).zip(&mut is) {
+        for ((qi, &pi), &inv) in q.iter_mut().zip(pc).zip(ic) {
+            *qi = pi.mul_add(inv, *qi);
         }
     }
-    for (i, (&pi, &inv)) in p[tail..].iter().zip(&inv_base[tail..]).enumerate() {
-        q[i] = pi.mul_add(inv, q[i]);
+    for ((qi, &pi), &inv) in q.iter_mut().zip(ps.remainder()).zip(is.remainder()) {
+        *qi = pi.mul_add(inv, *qi);
     }
     combine(q)
 }
