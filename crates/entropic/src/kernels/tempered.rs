@@ -349,10 +349,10 @@ pub(crate) fn tempered_logs_into(
         }
         pb[zs.len()..].fill(0.0);
         compensated_tree_sum_into(&mut pb, &mut acc, &mut comp);
-        for (buf, lanes) in [(&mut qb, &mut q), (&mut rb, &mut r)] {
-            buf[zs.len()..].fill(0.0);
-            tree_sum_into(buf, lanes);
-        }
+        qb[zs.len()..].fill(0.0);
+        rb[zs.len()..].fill(0.0);
+        tree_sum_into(&mut qb, &mut q);
+        tree_sum_into(&mut rb, &mut r);
     }
     let (mut s, mut c) = (top_residual(top, lambda, t), combine(comp));
     for a in acc {
