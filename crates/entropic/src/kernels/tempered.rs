@@ -576,6 +576,34 @@ pub(crate) fn row_max(row: &[f64]) -> f64 {
     row_max_in(row)
 }
 
+/// `(n, Σ z, Σ z²)` over the finite entries of a shifted row (`−∞` entries,
+/// masked classes, left out), in [`LANES`] lanes combined in a fixed order:
+/// the moments behind the heavy-tail normalizer's starting point.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+avx",
+    "x86_64+sse4.1"
+))]
+pub(crate) fn finite_moments(z: &[f64]) -> (f64, f64, f64) {
+    let (mut n, mut s, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let mut chunks = z.chunks_exact(LANES);
+    let mut add = |ch: &[f64]| {
+        for (((ni, si), qi), &x) in n.iter_mut().zip(s.iter_mut()).zip(q.iter_mut()).zip(ch) {
+            let finite = x > f64::NEG_INFINITY;
+            let v = if finite { x } else { 0.0 };
+            *ni += if finite { 1.0 } else { 0.0 };
+            *si += v;
+            *qi = v.mul_add(v, *qi);
+        }
+    };
+    for ch in &mut chunks {
+        add(ch);
+    }
+    add(chunks.remainder());
+    (combine(n), combine(s), combine(q))
+}
+
 /// `z = a − μ` into `z`, returning how many entries are exactly 0 (the
 /// normalizer's top entries).
 #[multiversion(targets(
