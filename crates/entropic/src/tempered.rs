@@ -1693,6 +1693,17 @@ mod tests {
     /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 4
     /// (3 `f32`, the last pass); on short rows 5 (3 `f32`, 1 `f64`, the last
     /// pass) or 4.
+    /// A seeded stream of uniform numbers in `[lo, hi)` (an LCG).
+    fn uniform_in(seed: u64) -> impl FnMut(f64, f64) -> f64 {
+        let mut s = seed;
+        move |lo, hi| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
+        }
+    }
+
     /// The moment start lands near the root on a spread row (within 1 %
     /// of `λ'`, relative; the solver from 0 lands 10 % off after its first
     /// step), and on a row with one logit far above the others it either
@@ -1701,13 +1712,7 @@ mod tests {
     /// holds it).
     #[test]
     fn heavy_tail_start_is_near_the_root_or_declines() {
-        let mut s = 5u64;
-        let mut uniform = |lo: f64, hi: f64| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
-        };
+        let mut uniform = uniform_in(5);
         for t in [1.2, 1.3, 2.0] {
             let a: Vec<f64> = (0..1000).map(|_| uniform(-4.0, 4.0)).collect();
             let mu = a.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
@@ -1733,13 +1738,7 @@ mod tests {
 
     #[test]
     fn fast_normalizer_is_normalized_to_working_precision_in_few_passes() {
-        let mut s = 11u64;
-        let mut uniform = |lo: f64, hi: f64| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
-        };
+        let mut uniform = uniform_in(11);
         let mut worst = 0.0f64;
         for &c in &[2usize, 3, 17, 64, 100, 1000] {
             for spread in [4.0, 1.0, 30.0, 1e4] {
