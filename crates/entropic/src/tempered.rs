@@ -1733,6 +1733,12 @@ mod tests {
                     None => assert!(declines, "t = {t}: no start (root {root})"),
                 }
             }
+            // Moments beyond the range (Σz² or Σz overflowing): no start.
+            for big in [1e300, f64::MAX] {
+                let mut far = vec![-big; 100];
+                far[3] = 0.0;
+                assert!(heavy_tail_start(crate::kernels::tempered::finite_moments(&far), t).is_none());
+            }
         }
     }
 
