@@ -1685,14 +1685,6 @@ mod tests {
         (p, passes)
     }
 
-    /// The fast path's normalizer (`f32` first phase; on long rows the
-    /// last pass's Halley step and a series move, on short or confident
-    /// rows an `f64` pass and a predicted root checked on the last pass) is
-    /// normalized to working precision like the reference
-    /// (`tests/tempered.rs`), and takes few passes: on rows drawn like the
-    /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 4
-    /// (3 `f32`, the last pass); on short rows 5 (3 `f32`, 1 `f64`, the last
-    /// pass) or 4.
     /// A seeded stream of uniform numbers in `[lo, hi)` (an LCG).
     fn uniform_in(seed: u64) -> impl FnMut(f64, f64) -> f64 {
         let mut s = seed;
@@ -1742,6 +1734,15 @@ mod tests {
         }
     }
 
+    /// The fast path's normalizer (`f32` first phase; on long rows the
+    /// last pass's Halley step and a series move, on short or confident
+    /// rows an `f64` pass and a predicted root checked on the last pass) is
+    /// normalized to working precision like the reference
+    /// (`tests/tempered.rs`), and takes few passes: on rows drawn like the
+    /// benchmark's (uniform logits in `[−4, 4]`, c = 1000) exactly 2 at
+    /// t = 1.2 and 1.3 (1 `f32` from the moment start, the last pass) and 3
+    /// at t = 0.8 (2 `f32`, the last pass); on short rows 5 (3 `f32`, 1
+    /// `f64`, the last pass) or 4.
     #[test]
     fn fast_normalizer_is_normalized_to_working_precision_in_few_passes() {
         let mut uniform = uniform_in(11);
