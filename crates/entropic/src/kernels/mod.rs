@@ -757,9 +757,9 @@ pub(crate) fn cross_entropy_short_rows_f32(
     let mut rest = [0.0f64; SHORT_ROWS];
     for (r, rv) in rest.iter_mut().enumerate() {
         let a = |l: usize| f64::from(e[l][r]);
-        let low = ((a(0) + a(4)) + (a(1) + a(5))) + ((a(2) + a(6)) + (a(3) + a(7)));
-        let high = ((a(8) + a(12)) + (a(9) + a(13))) + ((a(10) + a(14)) + (a(11) + a(15)));
-        *rv = low + high;
+        let low = [a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7)];
+        let high = [a(8), a(9), a(10), a(11), a(12), a(13), a(14), a(15)];
+        *rv = combine(low) + combine(high);
     }
     if rest[..n].iter().any(|r| r.is_nan()) {
         return false;

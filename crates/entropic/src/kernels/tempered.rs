@@ -107,7 +107,7 @@ fn integer_exponent(t: f64) -> Option<i32> {
 /// [`exp32::exp_nonpositive`] (or `b^n` by squaring where `1/(1−t)` is an
 /// integer `n`, [`integer_exponent`]), `p^t = p/(1 + (1−t)x)` and
 /// `p^{2t−1} = p^t/(1 + (1−t)x)`, each block summed by a tree in `f32`
-/// ([`tree_sum32_into`]) into `f64` lanes. `S` and `Q` are
+/// ([`tree_sum_into`], down to [`F32_LANES`] lanes) into `f64` lanes. `S` and `Q` are
 /// within `2^-20` relative of [`tempered_sums`]', `R` within `2^-18` (it
 /// weighs the entries near the edge of a finite support by `1/b²`, where
 /// `ln32` near 1 is only absolutely accurate; it only enters Halley's
@@ -173,9 +173,9 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
         for buf in [&mut pb, &mut qb, &mut rb] {
             buf[block.len()..].fill(0.0);
         }
-        tree_sum32_into(&mut pb, &mut s);
-        tree_sum32_into(&mut qb, &mut q);
-        tree_sum32_into(&mut rb, &mut r);
+        tree_sum_into(&mut pb, &mut s);
+        tree_sum_into(&mut qb, &mut q);
+        tree_sum_into(&mut rb, &mut r);
     }
     let combine16 = |acc: [f64; F32_LANES]| {
         let (lo, hi) = acc.split_at(LANES);
@@ -184,28 +184,9 @@ pub(crate) fn tempered_sums32(z: &[f64], lambda: f64, t: f64) -> (f64, f64, f64)
     (combine16(s) - 1.0, combine16(q), combine16(r))
 }
 
-/// Lanes of [`tree_sum32_into`]'s `f64` accumulators (one AVX-512 vector of
+/// Lanes of the `f32` sums' `f64` accumulators (one AVX-512 vector of
 /// `f32`).
 const F32_LANES: usize = 2 * LANES;
-
-/// [`tree_sum_into`] for `f32` blocks down to [`F32_LANES`] lanes
-/// (`log2(256/16) = 4` levels, relative error at most `4·2^-24`), widened
-/// into `f64` lanes as whole vectors (8 lanes left a scalar tail of
-/// widening additions).
-#[inline(always)]
-fn tree_sum32_into(buf: &mut [f32; 256], acc: &mut [f64; F32_LANES]) {
-    let mut half = buf.len() / 2;
-    while half >= F32_LANES {
-        let (lo, hi) = buf.split_at_mut(half);
-        for (a, &b) in lo.iter_mut().zip(&hi[..half]) {
-            *a += b;
-        }
-        half /= 2;
-    }
-    for (a, &v) in acc.iter_mut().zip(&buf[..F32_LANES]) {
-        *a += f64::from(v);
-    }
-}
 
 /// Adds a block of terms into the TwoSum lanes `acc`/`comp` by a pairwise
 /// tree of exact additions (halving the block in place, as
@@ -218,24 +199,19 @@ fn tree_sum32_into(buf: &mut [f32; 256], acc: &mut [f64; F32_LANES]) {
 /// one core, measured).
 #[inline(always)]
 fn compensated_tree_sum_into(buf: &mut [f64; 256], acc: &mut [f64; LANES], comp: &mut [f64; LANES]) {
-    #[inline(always)]
-    fn exact_sum(a: f64, b: f64) -> (f64, f64) {
-        let s = a + b;
-        let bp = s - a;
-        (s, (a - (s - bp)) + (b - bp))
-    }
+    // `errors[i]`: the rounding errors of the pair sums below `buf[i]`.
     let mut errors = [0.0f64; 128];
     let (lo, hi) = buf.split_at_mut(128);
     for ((a, &b), err) in lo.iter_mut().zip(&*hi).zip(errors.iter_mut()) {
-        (*a, *err) = exact_sum(*a, b);
+        two_sum(a, err, b);
     }
     let mut half = 64;
     while half >= LANES {
         let (lo, hi) = buf[..2 * half].split_at_mut(half);
         let (elo, ehi) = errors[..2 * half].split_at_mut(half);
         for (((a, &b), ea), &eb) in lo.iter_mut().zip(&*hi).zip(elo.iter_mut()).zip(&*ehi) {
-            let (s, e) = exact_sum(*a, b);
-            (*a, *ea) = (s, *ea + eb + e);
+            *ea += eb;
+            two_sum(a, ea, b);
         }
         half /= 2;
     }
@@ -250,23 +226,25 @@ fn compensated_tree_sum_into(buf: &mut [f64; 256], acc: &mut [f64; LANES], comp:
     }
 }
 
-/// Adds a block of non-negative terms into the `f64` lanes `acc` by a
-/// pairwise tree in the block's own type (halving the block in place:
-/// `log2(256/8) = 5` levels, so the block's relative error is at most
-/// `5·u`, `u = 2^-24` in `f32`, `2^-53` in `f64`) and its 8 lane sums
-/// widened into `acc`. Vectorized (each level is a plain map loop), where
-/// lane-by-lane accumulation with a widening stayed scalar.
+/// Adds a block of non-negative terms into the `L` `f64` lanes `acc` by a
+/// pairwise tree in the block's own type (halving the block in place down
+/// to `L` entries: `log2(256/L)` levels, so the block's relative error is
+/// at most `log2(256/L)·u`, `u = 2^-24` in `f32`, `2^-53` in `f64`) and its
+/// `L` lane sums widened into `acc`. Vectorized (each level is a plain map
+/// loop), where lane-by-lane accumulation with a widening stayed scalar;
+/// the `f32` sums end at 16 lanes (one AVX-512 vector, widened as whole
+/// vectors; 8 left a scalar tail of widening additions).
 #[inline(always)]
-fn tree_sum_into<F: Copy + std::ops::AddAssign + Into<f64>>(buf: &mut [F; 256], acc: &mut [f64; LANES]) {
+fn tree_sum_into<F: Copy + std::ops::AddAssign + Into<f64>, const L: usize>(buf: &mut [F; 256], acc: &mut [f64; L]) {
     let mut half = buf.len() / 2;
-    while half >= LANES {
+    while half >= L {
         let (lo, hi) = buf.split_at_mut(half);
         for (a, &b) in lo.iter_mut().zip(&hi[..half]) {
             *a += b;
         }
         half /= 2;
     }
-    for (a, &v) in acc.iter_mut().zip(&buf[..LANES]) {
+    for (a, &v) in acc.iter_mut().zip(&buf[..L]) {
         *a += v.into();
     }
 }
